@@ -1,0 +1,35 @@
+// Builds the native addon (native/ -> native/build/Release/kompresor_native.node) with cmake-js.
+// Skips the build when the addon is newer than every source file. A failed build is reported
+// and leaves the plain TypeScript kernels in charge (slow, but correct): it never fails `npm install`.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'native/build/Release/kompresor_native.node');
+const force = process.argv.includes('--force');
+
+function newestSource(dir) {
+  let t = 0;
+  for (const f of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, f.name);
+    if (f.isDirectory()) { if (f.name !== 'build') t = Math.max(t, newestSource(p)); }
+    else t = Math.max(t, statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+if (!force && existsSync(out) && statSync(out).mtimeMs >= newestSource(join(root, 'native'))) process.exit(0);
+const cmakeJs = join(root, 'node_modules/cmake-js/bin/cmake-js');
+if (!existsSync(cmakeJs)) {
+  console.error('build_native: cmake-js is not installed yet (run npm ci); skipping the addon build');
+  process.exit(0);
+}
+try {
+  execFileSync(process.execPath, [cmakeJs, 'compile', '-d', join(root, 'native'), '-O', join(root, 'native/build'), '--CDCMAKE_BUILD_TYPE=Release', '-G', 'Ninja'],
+    { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  console.error('build_native: built ' + out);
+} catch (e) {
+  console.error('build_native: the native addon did not build (' + e.message.split('\n')[0] + '); the TypeScript kernels will be used. Install libopenblas-dev, cmake and g++, then run `npm run build:native`.');
+}

@@ -1,0 +1,31 @@
+// Linear layer forward/backward: the plain TypeScript reference for native/src/matmul.cpp.
+// Dimension legend: N = rows, C = input channels, OC = output channels. HF nn.Linear layout:
+// weight is [OC, C], so out = inp @ weight^T + bias.
+import type { F32 } from './types.ts';
+
+/** out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]). Overwrites out. */
+export function matmulForward(out: F32, inp: F32, weight: F32, bias: F32 | null, N: number, C: number, OC: number): void {
+  for (let n = 0; n < N; n++) {
+    const x = n * C;
+    for (let o = 0; o < OC; o++) {
+      const w = o * C;
+      let s = bias ? bias[o] : 0;
+      for (let c = 0; c < C; c++) s += inp[x + c] * weight[w + c];
+      out[n * OC + o] = s;
+    }
+  }
+}
+
+/** Adds into: dinp[N,C] += dout @ weight; dweight[OC,C] += dout^T @ inp; dbias[OC] += colsum(dout). */
+export function matmulBackward(dinp: F32 | null, dweight: F32 | null, dbias: F32 | null,
+  dout: F32, inp: F32, weight: F32, N: number, C: number, OC: number): void {
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < OC; o++) {
+      const g = dout[n * OC + o];
+      if (g === 0) continue;
+      if (dinp) for (let c = 0; c < C; c++) dinp[n * C + c] += g * weight[o * C + c];
+      if (dweight) for (let c = 0; c < C; c++) dweight[o * C + c] += g * inp[n * C + c];
+      if (dbias) dbias[o] += g;
+    }
+  }
+}

@@ -1,0 +1,71 @@
+// Shared test utilities: a seeded RNG, error norms and a central finite-difference gradient.
+import assert from 'node:assert/strict';
+
+/** Mulberry32: small, fast, deterministic. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n normal samples * scale (Box-Muller). */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12), v = r();
+    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  return out;
+}
+
+/** ||a - b|| / ||b|| (0 when both are zero). */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, 'relErr: lengths differ');
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; num += d * d; den += b[i] * b[i]; }
+  if (den === 0) return Math.sqrt(num);
+  return Math.sqrt(num / den);
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, 'maxAbsDiff: lengths differ');
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/**
+ * Central finite differences of a scalar function f at x (x is perturbed in place and restored),
+ * evaluated in float64 by the caller's f. Returns d f / d x[i] for each index in `indices`
+ * (default: all).
+ */
+export function finiteDiff(f: () => number, x: Float32Array, eps = 1e-2, indices?: number[]): Float64Array {
+  const idx = indices ?? Array.from({ length: x.length }, (_, i) => i);
+  const g = new Float64Array(idx.length);
+  idx.forEach((i, k) => {
+    const orig = x[i];
+    x[i] = orig + eps; const fp = f();
+    x[i] = orig - eps; const fm = f();
+    x[i] = orig;
+    g[k] = (fp - fm) / (2 * eps);
+  });
+  return g;
+}
+
+/** Dot product in float64, the usual projection for finite-difference checks: L = sum(out * w). */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+export function assertClose(actual: number, expected: number, tol: number, what: string): void {
+  assert.ok(Math.abs(actual - expected) <= tol * Math.max(1, Math.abs(expected)),
+    `${what}: expected ${expected}, got ${actual} (tolerance ${tol})`);
+}
