@@ -4,9 +4,10 @@
 #include "common.h"
 #include <cblas.h>
 
-// out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias)
+// out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias); with accumulate (arg 7) out += ... (residuals)
 static Napi::Value matmulForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  bool accumulate = info.Length() > 7 && info[7].ToBoolean();
   ARG_INT(N, 4); ARG_INT(C, 5); ARG_INT(OC, 6);
   ARG_F32(out, 0, N * OC, false);
   ARG_F32(inp, 1, N * C, false);
@@ -14,10 +15,14 @@ static Napi::Value matmulForward(const Napi::CallbackInfo& info) {
   ARG_F32(bias, 3, OC, true);
   if (N == 0 || OC == 0) return env.Undefined();
   if (bias.data) {
-    for (int64_t n = 0; n < N; n++) std::copy(bias.data, bias.data + OC, out.data + n * OC);
+    for (int64_t n = 0; n < N; n++) {
+      float* row = out.data + n * OC;
+      if (accumulate) for (int64_t o = 0; o < OC; o++) row[o] += bias.data[o];
+      else std::copy(bias.data, bias.data + OC, row);
+    }
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)OC, (int)C, 1.0f,
-              inp.data, (int)C, weight.data, (int)C, bias.data ? 1.0f : 0.0f, out.data, (int)OC);
+              inp.data, (int)C, weight.data, (int)C, (bias.data || accumulate) ? 1.0f : 0.0f, out.data, (int)OC);
   return env.Undefined();
 }
 

@@ -3,15 +3,16 @@
 // weight is [OC, C], so out = inp @ weight^T + bias.
 import type { F32 } from './types.ts';
 
-/** out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]). Overwrites out. */
-export function matmulForward(out: F32, inp: F32, weight: F32, bias: F32 | null, N: number, C: number, OC: number): void {
+/** out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]); overwrites out, or adds into it with accumulate. */
+export function matmulForward(out: F32, inp: F32, weight: F32, bias: F32 | null, N: number, C: number, OC: number,
+  accumulate = false): void {
   for (let n = 0; n < N; n++) {
     const x = n * C;
     for (let o = 0; o < OC; o++) {
       const w = o * C;
       let s = bias ? bias[o] : 0;
       for (let c = 0; c < C; c++) s += inp[x + c] * weight[w + c];
-      out[n * OC + o] = s;
+      out[n * OC + o] = accumulate ? out[n * OC + o] + s : s;
     }
   }
 }

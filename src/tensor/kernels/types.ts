@@ -20,8 +20,12 @@ export type I32 = Int32Array;
 export type Nullable<T> = T | null;
 
 export interface Kernels {
-  /** out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]). HF nn.Linear layout. */
-  matmulForward(out: F32, inp: F32, weight: F32, bias: Nullable<F32>, N: number, C: number, OC: number): void;
+  /**
+   * out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]). HF nn.Linear layout.
+   * accumulate: out += ... instead (folds residual connections into the GEMM's beta = 1).
+   */
+  matmulForward(out: F32, inp: F32, weight: F32, bias: Nullable<F32>, N: number, C: number, OC: number,
+    accumulate?: boolean): void;
   /** dinp[N,C] += dout @ weight; dweight[OC,C] += dout^T @ inp; dbias[OC] += colsum(dout). null = skip. */
   matmulBackward(dinp: Nullable<F32>, dweight: Nullable<F32>, dbias: Nullable<F32>,
     dout: F32, inp: F32, weight: F32, N: number, C: number, OC: number): void;
