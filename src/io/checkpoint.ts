@@ -1,0 +1,247 @@
+// Hugging Face checkpoint folders: config.json plus model.safetensors, or shards listed by
+// model.safetensors.index.json. Opening reads headers only; tensors load one at a time as F32.
+// Saving writes the same layout back (sharded above maxShardBytes), one atomic file at a time.
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import { KompresorError } from '../errors.ts';
+import { normalizeConfig, type ModelConfig } from './hf_config.ts';
+import {
+  readSafetensorsHeader, readTensorF32, writeSafetensors, writeAtomic, writeAll, storedBytes,
+  type SafetensorsHeader, type TensorInfo, type TensorToWrite, type FloatDtype,
+} from './safetensors.ts';
+
+export const SINGLE_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+/** Files next to the weights that a saved checkpoint needs to be usable (tokenizer, generation). */
+export const TOKENIZER_FILES = [
+  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json',
+  'chat_template.jinja', 'tokenizer.model',
+] as const;
+const SHARD_RE = /^model-\d{5}-of-\d{5}\.safetensors$/;
+
+export interface CheckpointTensor {
+  /** Absolute path of the file holding the tensor. */
+  file: string;
+  info: TensorInfo;
+}
+
+export interface Checkpoint {
+  dir: string;
+  config: ModelConfig;
+  /** config.json as parsed, for writing back with edits. */
+  rawConfig: Record<string, unknown>;
+  /** Every tensor of the checkpoint, by HF name. */
+  tensors: Map<string, CheckpointTensor>;
+  /** Loads one tensor as float32 (into `out` when given). */
+  read(name: string, out?: Float32Array): Float32Array;
+}
+
+// ---------------------------------------------------------------------------------------------
+// opening
+
+export function openCheckpoint(dir: string): Checkpoint {
+  const abs = nodePath.resolve(dir);
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) {
+    throw new KompresorError({ code: 'file_not_found', where: dir, rule: 'the model folder must exist',
+      found: fs.existsSync(abs) ? 'a file, not a folder' : 'no such folder',
+      hint: 'pass a local Hugging Face model folder holding config.json and model.safetensors' });
+  }
+  const configPath = nodePath.join(abs, 'config.json');
+  const rawConfig = readJson(configPath, 'config_invalid',
+    'every Hugging Face model folder has a config.json next to its weights; copy it from the original model');
+  const config = normalizeConfig(rawConfig, configPath);
+  const headers = new Map<string, SafetensorsHeader>();
+  const tensors = listTensors(abs, headers);
+  return {
+    dir: abs, config, rawConfig, tensors,
+    read(name, out) {
+      const t = tensors.get(name);
+      if (!t) {
+        throw new KompresorError({ code: 'checkpoint_missing_tensor', where: `${abs}: tensor "${name}"`,
+          rule: 'the tensor must be in the checkpoint', found: `${tensors.size} tensors without it` });
+      }
+      return readTensorF32(headers.get(t.file)!, t.info, out);
+    },
+  };
+}
+
+function readJson(path: string, code: 'config_invalid' | 'checkpoint_index', missingHint: string): Record<string, unknown> {
+  if (!fs.existsSync(path)) {
+    throw new KompresorError({ code: 'file_not_found', where: path, rule: 'the file must exist', found: 'no such file', hint: missingHint });
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(fs.readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new KompresorError({ code, where: path, rule: 'the file must be valid JSON', found: (e as Error).message });
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new KompresorError({ code, where: path, rule: 'the file must hold a JSON object', found: Array.isArray(v) ? 'an array' : String(v) });
+  }
+  return v as Record<string, unknown>;
+}
+
+function listTensors(dir: string, headers: Map<string, SafetensorsHeader>): Map<string, CheckpointTensor> {
+  const single = nodePath.join(dir, SINGLE_FILE);
+  const out = new Map<string, CheckpointTensor>();
+  if (fs.existsSync(single)) {
+    const h = readSafetensorsHeader(single);
+    headers.set(single, h);
+    for (const [name, info] of h.tensors) out.set(name, { file: single, info });
+    return out;
+  }
+  const indexPath = nodePath.join(dir, INDEX_FILE);
+  if (!fs.existsSync(indexPath)) {
+    throw new KompresorError({ code: 'file_not_found', where: dir, rule: `the folder must hold ${SINGLE_FILE} or ${INDEX_FILE}`,
+      found: 'neither', hint: 'only safetensors checkpoints are read; convert .bin/.pt weights with transformers save_pretrained' });
+  }
+  const weightMap = readWeightMap(indexPath);
+  for (const [name, fileName] of weightMap) {
+    const file = resolveShard(dir, indexPath, fileName);
+    let h = headers.get(file);
+    if (!h) { h = readSafetensorsHeader(file); headers.set(file, h); }
+    const info = h.tensors.get(name);
+    if (!info) {
+      throw new KompresorError({ code: 'checkpoint_index', where: `${indexPath}: weight_map["${name}"]`,
+        rule: 'each tensor in the index must be in the shard it names', expected: `"${name}" in ${fileName}`, found: 'no such tensor there' });
+    }
+    out.set(name, { file, info });
+  }
+  return out;
+}
+
+function readWeightMap(indexPath: string): Map<string, string> {
+  const index = readJson(indexPath, 'checkpoint_index', '');
+  const wm = index.weight_map;
+  const ok = typeof wm === 'object' && wm !== null && !Array.isArray(wm) && Object.values(wm).every((v) => typeof v === 'string');
+  if (!ok) {
+    throw new KompresorError({ code: 'checkpoint_index', where: `${indexPath}: weight_map`,
+      rule: 'weight_map must map tensor names to shard file names', expected: '{"name": "model-00001-of-00002.safetensors"}',
+      found: JSON.stringify(wm) });
+  }
+  return new Map(Object.entries(wm as Record<string, string>));
+}
+
+/**
+ * A shard must be a file inside the model folder: names that are absolute, climb out with `..`,
+ * or resolve through a symlink to somewhere else are refused (an index must not read /etc/passwd).
+ */
+function resolveShard(dir: string, indexPath: string, fileName: string): string {
+  const escape = (found: string) => new KompresorError({ code: 'checkpoint_index', where: `${indexPath}: "${fileName}"`,
+    rule: 'shard files must be inside the model folder', expected: `a file name relative to ${dir}`, found,
+    hint: 'the index is corrupt or malicious; re-download it' });
+  if (nodePath.isAbsolute(fileName) || /^[a-zA-Z]:[\\/]/.test(fileName) || fileName.startsWith('\\')) throw escape('an absolute path');
+  const file = nodePath.resolve(dir, fileName);
+  if (!isInside(dir, file)) throw escape('a path leaving the folder');
+  if (!fs.existsSync(file)) {
+    throw new KompresorError({ code: 'file_not_found', where: file, rule: `every shard named in ${INDEX_FILE} must exist`,
+      found: 'no such file', hint: 'the download is incomplete; fetch the missing shard' });
+  }
+  if (!isInside(fs.realpathSync(dir), fs.realpathSync(file))) throw escape('a symlink leading out of the folder');
+  return file;
+}
+
+function isInside(dir: string, file: string): boolean {
+  const rel = nodePath.relative(dir, file);
+  return rel !== '' && !rel.startsWith('..') && !nodePath.isAbsolute(rel);
+}
+
+// ---------------------------------------------------------------------------------------------
+// saving
+
+export interface SaveTensor {
+  name: string;
+  shape: number[];
+  /** Values, or a thunk called when the writer reaches the tensor (keeps one tensor in memory). */
+  data: Float32Array | (() => Float32Array);
+}
+
+export interface SaveOptions {
+  /** Start a new shard when the next tensor would push the current one past this (HF default 5 GB). */
+  maxShardBytes?: number;
+  /** On-disk dtype of every tensor (default F32). */
+  dtype?: FloatDtype;
+  /** Copy tokenizer and generation files from this folder when present. */
+  tokenizerFrom?: string;
+  /** Extra string metadata for each safetensors header. */
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Writes config.json, the weights (model.safetensors, or model-0000i-of-0000N.safetensors plus
+ * model.safetensors.index.json) and copies tokenizer files; removes weight files of an older
+ * layout left in the folder so openCheckpoint cannot pick them up. Returns the files written.
+ */
+export function saveCheckpoint(dir: string, config: Record<string, unknown>, tensors: Iterable<SaveTensor>,
+  opts: SaveOptions = {}): string[] {
+  const dtype = opts.dtype ?? 'F32';
+  const list = [...tensors];
+  fs.mkdirSync(dir, { recursive: true });
+  const shards = planShards(list, dtype, opts.maxShardBytes ?? 5e9);
+  const written: string[] = [];
+  const toWrite = (ts: SaveTensor[]): TensorToWrite[] => ts.map((t) => ({ ...t, dtype }));
+  if (shards.length === 1) {
+    writeSafetensors(nodePath.join(dir, SINGLE_FILE), toWrite(shards[0]), opts.metadata);
+    written.push(SINGLE_FILE);
+  } else {
+    const weightMap: Record<string, string> = {};
+    shards.forEach((ts, i) => {
+      const name = `model-${pad5(i + 1)}-of-${pad5(shards.length)}.safetensors`;
+      writeSafetensors(nodePath.join(dir, name), toWrite(ts), opts.metadata);
+      for (const t of ts) weightMap[t.name] = name;
+      written.push(name);
+    });
+    const totalSize = list.reduce((s, t) => s + storedBytes(dtype, t.shape), 0);
+    writeJsonAtomic(nodePath.join(dir, INDEX_FILE), { metadata: { total_size: totalSize }, weight_map: sortKeys(weightMap) });
+    written.push(INDEX_FILE);
+  }
+  removeStaleWeights(dir, new Set(written));
+  writeJsonAtomic(nodePath.join(dir, 'config.json'), config);
+  written.push('config.json');
+  if (opts.tokenizerFrom) written.push(...copyTokenizerFiles(opts.tokenizerFrom, dir));
+  return written;
+}
+
+/** Greedy in the given order (layers stay together), like transformers' shard splitting. */
+function planShards(list: SaveTensor[], dtype: FloatDtype, maxShardBytes: number): SaveTensor[][] {
+  const shards: SaveTensor[][] = [[]];
+  let size = 0;
+  for (const t of list) {
+    const bytes = storedBytes(dtype, t.shape);
+    if (size + bytes > maxShardBytes && shards[shards.length - 1].length > 0) { shards.push([]); size = 0; }
+    shards[shards.length - 1].push(t);
+    size += bytes;
+  }
+  return shards;
+}
+
+function pad5(i: number): string { return String(i).padStart(5, '0'); }
+
+function sortKeys(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  const bytes = new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n');
+  writeAtomic(path, (fd) => writeAll(fd, bytes));
+}
+
+function removeStaleWeights(dir: string, keep: Set<string>): void {
+  for (const f of fs.readdirSync(dir)) {
+    const isWeights = f === SINGLE_FILE || f === INDEX_FILE || SHARD_RE.test(f);
+    if (isWeights && !keep.has(f)) fs.rmSync(nodePath.join(dir, f), { force: true });
+  }
+}
+
+function copyTokenizerFiles(from: string, to: string): string[] {
+  if (nodePath.resolve(from) === nodePath.resolve(to)) return [];
+  const copied: string[] = [];
+  for (const f of TOKENIZER_FILES) {
+    const src = nodePath.join(from, f);
+    if (!fs.existsSync(src)) continue;
+    const bytes = fs.readFileSync(src);
+    writeAtomic(nodePath.join(to, f), (fd) => writeAll(fd, bytes));
+    copied.push(f);
+  }
+  return copied;
+}

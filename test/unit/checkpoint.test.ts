@@ -1,0 +1,192 @@
+// Checkpoint folders: single-file and sharded save -> open round trips, index safety (no paths
+// out of the folder), missing pieces, stale layouts and tokenizer file copying.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KompresorError } from '../../src/errors.ts';
+import { openCheckpoint, saveCheckpoint, type SaveTensor } from '../../src/io/checkpoint.ts';
+import { writeSafetensors } from '../../src/io/safetensors.ts';
+import { randn } from '../helpers.ts';
+
+const CONFIG = {
+  architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 16, hidden_size: 8, num_hidden_layers: 1,
+  num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 12, hidden_act: 'silu', rms_norm_eps: 1e-5,
+  tie_word_embeddings: false, torch_dtype: 'float32',
+};
+
+let tmp: string;
+before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-ckpt-')); });
+after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+
+function fresh(name: string): string {
+  return fs.mkdtempSync(path.join(tmp, `${name}-`));
+}
+
+/** The tensors of CONFIG's tiny Llama, in model order, with seeded values. */
+function tinyTensors(): SaveTensor[] {
+  const shapes: [string, number[]][] = [
+    ['model.embed_tokens.weight', [16, 8]],
+    ['model.layers.0.input_layernorm.weight', [8]],
+    ['model.layers.0.self_attn.q_proj.weight', [8, 8]],
+    ['model.layers.0.self_attn.k_proj.weight', [4, 8]],
+    ['model.layers.0.self_attn.v_proj.weight', [4, 8]],
+    ['model.layers.0.self_attn.o_proj.weight', [8, 8]],
+    ['model.layers.0.post_attention_layernorm.weight', [8]],
+    ['model.layers.0.mlp.gate_proj.weight', [12, 8]],
+    ['model.layers.0.mlp.up_proj.weight', [12, 8]],
+    ['model.layers.0.mlp.down_proj.weight', [8, 12]],
+    ['model.norm.weight', [8]],
+    ['lm_head.weight', [16, 8]],
+  ];
+  return shapes.map(([name, shape], i) => ({ name, shape, data: randn(shape.reduce((a, b) => a * b, 1), 100 + i) }));
+}
+
+function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof KompresorError, `expected KompresorError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    for (const p of patterns) assert.match(e.message, p);
+    return true;
+  });
+}
+
+function dataOf(t: SaveTensor): Float32Array {
+  return typeof t.data === 'function' ? t.data() : t.data;
+}
+
+describe('save -> open', () => {
+  test('single file: every tensor back exactly, config normalised and kept raw, no temp files', () => {
+    const dir = fresh('single');
+    const ts = tinyTensors();
+    const written = saveCheckpoint(dir, CONFIG, ts);
+    assert.deepEqual(written, ['model.safetensors', 'config.json']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['config.json', 'model.safetensors']);
+    const ck = openCheckpoint(dir);
+    assert.deepEqual(ck.rawConfig, CONFIG);
+    assert.deepEqual([ck.config.numKvHeads, ck.config.headDim, ck.config.intermediateSize], [1, 4, 12]);
+    assert.deepEqual([...ck.tensors.keys()].sort(), ts.map((t) => t.name).sort());
+    for (const t of ts) assert.deepEqual(ck.read(t.name), dataOf(t), t.name);
+    const out = new Float32Array(8);
+    assert.equal(ck.read('model.norm.weight', out), out);
+  });
+
+  test('sharded: names, index (total_size, sorted weight_map), round trip in BF16', () => {
+    const dir = fresh('sharded');
+    const ts = tinyTensors();
+    // BF16: embed is 256 B, the limit of 300 B forces several shards, layers kept in order
+    saveCheckpoint(dir, CONFIG, ts, { maxShardBytes: 300, dtype: 'BF16' });
+    const files = fs.readdirSync(dir).sort();
+    const shards = files.filter((f) => f.startsWith('model-'));
+    assert.ok(shards.length >= 3, files.join(','));
+    const n = String(shards.length).padStart(5, '0');
+    assert.deepEqual(shards, shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${n}.safetensors`));
+    assert.ok(!files.includes('model.safetensors'));
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'model.safetensors.index.json'), 'utf8'));
+    const total = ts.reduce((s, t) => s + dataOf(t).length * 2, 0);
+    assert.deepEqual(index.metadata, { total_size: total });
+    assert.deepEqual(Object.keys(index.weight_map), ts.map((t) => t.name).sort());
+    assert.equal(index.weight_map['model.embed_tokens.weight'], shards[0]);
+    assert.equal(index.weight_map['lm_head.weight'], shards[shards.length - 1]);
+    const ck = openCheckpoint(dir);
+    assert.equal(ck.tensors.size, ts.length);
+    for (const t of ts) {
+      const got = ck.read(t.name), want = dataOf(t);
+      assert.equal(ck.tensors.get(t.name)!.info.dtype, 'BF16');
+      for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= Math.abs(want[i]) * 2 ** -8, `${t.name}[${i}]`);
+    }
+  });
+
+  test('re-saving in the other layout removes the old weight files', () => {
+    const dir = fresh('relayout');
+    saveCheckpoint(dir, CONFIG, tinyTensors(), { maxShardBytes: 600 });
+    assert.ok(fs.existsSync(path.join(dir, 'model.safetensors.index.json')));
+    const ts = tinyTensors().map((t) => ({ ...t, data: new Float32Array(dataOf(t).length).fill(0.5) }));
+    saveCheckpoint(dir, CONFIG, ts);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['config.json', 'model.safetensors']);
+    assert.deepEqual([...openCheckpoint(dir).read('model.norm.weight')], new Array(8).fill(0.5));
+    saveCheckpoint(dir, CONFIG, ts, { maxShardBytes: 600 });
+    assert.ok(!fs.existsSync(path.join(dir, 'model.safetensors')));
+  });
+
+  test('tokenizer files are copied when present, others skipped', () => {
+    const src = fresh('toksrc'), dir = fresh('tokdst');
+    fs.writeFileSync(path.join(src, 'tokenizer.json'), '{"x": 1}');
+    fs.writeFileSync(path.join(src, 'chat_template.jinja'), '{{ messages }}');
+    fs.writeFileSync(path.join(src, 'unrelated.txt'), 'no');
+    const written = saveCheckpoint(dir, CONFIG, tinyTensors(), { tokenizerFrom: src });
+    assert.deepEqual(written.slice(-2), ['tokenizer.json', 'chat_template.jinja']);
+    assert.equal(fs.readFileSync(path.join(dir, 'chat_template.jinja'), 'utf8'), '{{ messages }}');
+    assert.ok(!fs.existsSync(path.join(dir, 'unrelated.txt')));
+    assert.ok(!fs.existsSync(path.join(dir, 'tokenizer.model')));
+  });
+});
+
+describe('opening refuses', () => {
+  /** A folder with config.json, one real shard, and the given index weight_map. */
+  function indexed(name: string, weightMap: Record<string, string>): string {
+    const dir = fresh(name);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(CONFIG));
+    writeSafetensors(path.join(dir, 'model-00001-of-00001.safetensors'), [{ name: 'a', dtype: 'F32', shape: [2], data: new Float32Array(2) }]);
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    return dir;
+  }
+
+  test('an index naming ../evil.safetensors', () => {
+    const dir = indexed('evil', { a: 'model-00001-of-00001.safetensors', b: '../evil.safetensors' });
+    writeSafetensors(path.join(dir, '..', 'evil.safetensors'), [{ name: 'b', dtype: 'F32', shape: [1], data: new Float32Array(1) }]);
+    throwsWith(() => openCheckpoint(dir), 'checkpoint_index', /"\.\.\/evil\.safetensors"/, /shard files must be inside the model folder/, /found a path leaving the folder/);
+  });
+
+  test('an index naming /etc/passwd', () => {
+    const dir = indexed('abs', { a: '/etc/passwd' });
+    throwsWith(() => openCheckpoint(dir), 'checkpoint_index', /"\/etc\/passwd"/, /found an absolute path/);
+  });
+
+  test('a shard that is a symlink leading out of the folder', () => {
+    const dir = indexed('link', { a: 'model-00001-of-00001.safetensors', b: 'inner.safetensors' });
+    const outside = path.join(tmp, 'outside.safetensors');
+    writeSafetensors(outside, [{ name: 'b', dtype: 'F32', shape: [1], data: new Float32Array(1) }]);
+    fs.symlinkSync(outside, path.join(dir, 'inner.safetensors'));
+    throwsWith(() => openCheckpoint(dir), 'checkpoint_index', /found a symlink leading out of the folder/);
+  });
+
+  test('a missing shard', () => {
+    const dir = indexed('missing', { a: 'model-00001-of-00001.safetensors', b: 'model-00002-of-00002.safetensors' });
+    throwsWith(() => openCheckpoint(dir), 'file_not_found', /model-00002-of-00002\.safetensors: every shard named in model\.safetensors\.index\.json must exist/, /Hint: the download is incomplete/);
+  });
+
+  test('an index tensor absent from its shard', () => {
+    const dir = indexed('absent', { a: 'model-00001-of-00001.safetensors', zz: 'model-00001-of-00001.safetensors' });
+    throwsWith(() => openCheckpoint(dir), 'checkpoint_index', /weight_map\["zz"\]/, /expected "zz" in model-00001-of-00001\.safetensors/);
+  });
+
+  test('a malformed weight_map', () => {
+    const dir = indexed('malformed', {});
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: ['a'] }));
+    throwsWith(() => openCheckpoint(dir), 'checkpoint_index', /weight_map must map tensor names to shard file names/, /found \["a"\]/);
+  });
+
+  test('a missing folder, config or weights', () => {
+    throwsWith(() => openCheckpoint(path.join(tmp, 'nope')), 'file_not_found', /nope: the model folder must exist; found no such folder/, /Hint: pass a local Hugging Face model folder/);
+    const noConfig = fresh('noconfig');
+    throwsWith(() => openCheckpoint(noConfig), 'file_not_found', /config\.json: the file must exist/, /Hint: every Hugging Face model folder has a config\.json/);
+    const noWeights = fresh('noweights');
+    fs.writeFileSync(path.join(noWeights, 'config.json'), JSON.stringify(CONFIG));
+    throwsWith(() => openCheckpoint(noWeights), 'file_not_found', /must hold model\.safetensors or model\.safetensors\.index\.json; found neither/);
+  });
+
+  test('an unsupported config surfaces from normalisation', () => {
+    const dir = fresh('badcfg');
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...CONFIG, hidden_act: 'gelu' }));
+    throwsWith(() => openCheckpoint(dir), 'config_unsupported', /config\.json: hidden_act/);
+  });
+
+  test('reading a tensor the checkpoint lacks', () => {
+    const dir = fresh('lacks');
+    saveCheckpoint(dir, CONFIG, tinyTensors());
+    throwsWith(() => openCheckpoint(dir).read('model.layers.7.mlp.up_proj.weight'), 'checkpoint_missing_tensor',
+      /tensor "model\.layers\.7\.mlp\.up_proj\.weight": the tensor must be in the checkpoint; found 12 tensors without it/);
+  });
+});
