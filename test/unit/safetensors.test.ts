@@ -95,6 +95,12 @@ describe('safetensors round trip', () => {
     const raw = fs.readFileSync(q);
     const off = 8 + Number(raw.readBigUInt64LE(0));
     assert.deepEqual([raw.readUInt16LE(off), raw.readUInt16LE(off + 2)], [0x3f80, 0x3f82]);
+    // f16 encoding of 1, -2, the largest finite half, 1/3 rounded, and the smallest subnormal
+    const r = path.join(tmp, 'f16bits.safetensors');
+    writeSafetensors(r, [{ name: 'x', dtype: 'F16', shape: [5], data: new Float32Array([1, -2, 65504, 1 / 3, 2 ** -24]) }]);
+    const rb = fs.readFileSync(r);
+    const o = 8 + Number(rb.readBigUInt64LE(0));
+    assert.deepEqual([0, 2, 4, 6, 8].map((k) => rb.readUInt16LE(o + k)), [0x3c00, 0xc000, 0x7bff, 0x3555, 0x0001]);
   });
 
   test('chunked reads (chunk smaller than the tensor) give the same values for F32 and BF16', () => {
