@@ -71,9 +71,11 @@ test('bf16ToF32 and f16ToF32 on known bit patterns', () => {
   f16ToF32(hOut, h, h.length);
   assert.deepEqual(Array.from(hOut), [1, -2, 65504, 2 ** -24, 1023 * 2 ** -24, 2 ** -14, Infinity, -Infinity, -0,
     (1 + 0x155 / 1024) * 2 ** -2]);
-  const nan = new Float32Array(2);
-  f16ToF32(nan, new Uint16Array([0x7e00, 0xfc01]), 2);
-  assert.ok(Number.isNaN(nan[0]) && Number.isNaN(nan[1]), 'f16 NaN patterns decode to NaN');
+  // NaNs keep sign and payload and come out quiet (a signalling f16 NaN must not become Inf)
+  const nan = new Float32Array(3);
+  f16ToF32(nan, new Uint16Array([0x7e00, 0xfc01, 0x7d55]), 3);
+  assert.deepEqual(Array.from(new Uint32Array(nan.buffer), (b) => hex(b, 8)),
+    [0x7fc00000, 0xffc02000, 0x7feaa000].map((b) => hex(b, 8)));
 });
 
 test('f16 (all 65536 patterns) round-trips through float32 bit-exactly', () => {

@@ -3,7 +3,7 @@
 // native/src/dtype.cpp. n = number of elements.
 //   bf16: 1 sign, 8 exponent, 7 mantissa bits (the top half of a float32)
 //   f16:  1 sign, 5 exponent (bias 15), 10 mantissa bits; subnormals below 2^-14, max 65504
-// Narrowing rounds to nearest, ties to even; NaN stays a (quiet) NaN with its sign, Inf stays Inf,
+// Narrowing rounds to nearest, ties to even; NaN stays a quiet NaN with its sign, Inf stays Inf,
 // and a float32 too large for f16 (|x| >= 65520, halfway past 65504) becomes Inf.
 import type { F32 } from './types.ts';
 
@@ -21,7 +21,8 @@ export function bf16ToF32(out: F32, inp: Uint16Array, n: number): void {
 /** One f16 bit pattern to float32 bits. Every f16 value (subnormals included) is exact in float32. */
 function f16BitsToF32Bits(h: number): number {
   const sign = (h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  if (exp === 0x1f) return (sign | 0x7f800000 | (mant << 13)) >>> 0; // Inf, NaN keeps its payload
+  // Inf; a NaN keeps its payload and gets the quiet bit, as IEEE conversion (and F16C) does
+  if (exp === 0x1f) return (sign | 0x7f800000 | (mant << 13) | (mant !== 0 ? 0x400000 : 0)) >>> 0;
   if (exp !== 0) return (sign | ((exp + 112) << 23) | (mant << 13)) >>> 0; // rebias 15 -> 127
   if (mant === 0) return sign >>> 0; // signed zero
   // subnormal: mant * 2^-24; normalise so the leading 1 becomes the implicit bit
