@@ -232,3 +232,24 @@ test('dtype native conversions reject short buffers and wrong array types, namin
     checkShortBuffers(name, () => [new Uint16Array(9), new Float32Array(9), 9], [[0, 'out'], [1, 'inp']]);
   }
 });
+
+test('dtype native scalar tail (calls of n=7 < one F16C block) matches the reference bit for bit', () => {
+  // the 8-wide F16C path never sees these: every element goes through the scalar bit arithmetic
+  const all = Uint16Array.from({ length: 65536 }, (_, i) => i), x = mixedFloats(70000, 97);
+  for (const [name, ref] of [['f16ToF32', f16ToF32], ['bf16ToF32', bf16ToF32]] as const) {
+    for (let i = 0; i + 7 <= all.length; i += 7) {
+      const a = new Float32Array(7), b = new Float32Array(7);
+      nat(name)(a, all.subarray(i, i + 7), 7);
+      ref(b, all.subarray(i, i + 7), 7);
+      assert.deepEqual(new Uint32Array(a.buffer), new Uint32Array(b.buffer), `${name} of patterns ${i}..${i + 6}`);
+    }
+  }
+  for (const [name, ref] of [['f32ToF16', f32ToF16], ['f32ToBf16', f32ToBf16]] as const) {
+    for (let i = 0; i + 7 <= x.length; i += 7) {
+      const a = new Uint16Array(7), b = new Uint16Array(7);
+      nat(name)(a, x.subarray(i, i + 7), 7);
+      ref(b, x.subarray(i, i + 7), 7);
+      assert.deepEqual(a, b, `${name} of elements ${i}..${i + 6}`);
+    }
+  }
+});
