@@ -62,7 +62,8 @@ inline double number(const Napi::CallbackInfo& info, size_t i) {
 #define ARG_F32(var, i, need, nullable)                                                       \
   kp::View<float> var = kp::f32(info, i, nullable);                                           \
   ENSURE_ARG(env, var.ok, std::string(__func__) + ": argument " #var " must be a Float32Array"); \
-  ENSURE_ARG(env, var.data == nullptr || var.length >= (size_t)(need),                       \
+  ENSURE_ARG(env, (nullable && var.data == nullptr && (info[i].IsNull() || info[i].IsUndefined())) || \
+                 var.length >= (size_t)(need),                                                 \
              std::string(__func__) + ": " #var " has " + std::to_string(var.length) +         \
                  " elements, needs " + std::to_string((size_t)(need)))
 #define ARG_I32(var, i, need)                                                                 \

@@ -1,0 +1,26 @@
+// Parsing of CLI values shared by several commands, with errors that name the flag.
+import { KompresorError } from '../errors.ts';
+
+/** "1,2,3;4,5,6" -> [[1,2,3],[4,5,6]] */
+export function parseIds(text: string, flag = '--ids'): number[][] {
+  const rows = text.split(';').map((r) => r.trim()).filter((r) => r.length > 0);
+  if (rows.length === 0) {
+    throw new KompresorError({ code: 'input_invalid', where: flag, rule: 'give at least one row of token ids', expected: '"1,2,3;4,5,6"', found: JSON.stringify(text) });
+  }
+  return rows.map((r, b) => r.split(',').map((s, t) => {
+    const v = Number(s.trim());
+    if (!Number.isInteger(v)) {
+      throw new KompresorError({ code: 'input_invalid', where: `${flag} row ${b} position ${t}`, rule: 'token ids are integers', found: JSON.stringify(s.trim()) });
+    }
+    return v;
+  }));
+}
+
+export function parseNumber(text: string, flag: string, { min = -Infinity, max = Infinity, integer = false } = {}): number {
+  const v = Number(text);
+  if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    const kind = integer ? 'an integer' : 'a number';
+    throw new KompresorError({ code: 'input_invalid', where: flag, rule: `${flag} takes ${kind} in [${min}, ${max}]`, found: JSON.stringify(text) });
+  }
+  return v;
+}

@@ -1,0 +1,122 @@
+// The engine's commands: inspect, logits, grads, generate. Each is a plain async function that
+// returns what it computed (for library use and tests); main.ts wires them to the CLI.
+import { writeFileSync, renameSync } from 'node:fs';
+import { loadModel } from '../model/load.ts';
+import { countParams, type ParamCounts } from '../model/counts.ts';
+import { batchFromRows } from '../model/batch.ts';
+import { generate } from '../model/generate.ts';
+import type { SamplingOptions } from '../model/sampling.ts';
+import { writeSafetensors } from '../io/safetensors.ts';
+import { loadTokenizer } from '../io/tokenizer.ts';
+import { nativeKernelNames } from '../tensor/ops.ts';
+import { KompresorError } from '../errors.ts';
+
+export interface InspectResult {
+  model_dir: string;
+  architecture: string;
+  config: Record<string, unknown>;
+  params: Omit<ParamCounts, 'total'>;
+  total_params: number;
+  native_kernels: string[];
+}
+
+export async function inspectCommand(dir: string): Promise<InspectResult> {
+  const { model, config } = await loadModel(dir);
+  const { total, ...params } = countParams(model.layout);
+  const c = model.cfg;
+  return {
+    model_dir: dir,
+    architecture: c.architecture,
+    config: {
+      vocab_size: c.vocabSize, hidden_size: c.hiddenSize, num_hidden_layers: c.numLayers,
+      num_attention_heads: c.numHeads, num_key_value_heads: c.numKvHeads, head_dim: c.headDim,
+      intermediate_size: c.intermediateSize, tie_word_embeddings: c.tieWordEmbeddings,
+      rope_theta: c.ropeTheta, rope_scaling: c.ropeScaling, sliding_window: c.slidingWindow || null,
+      qkv_bias: c.qkvBias, torch_dtype: (config as Record<string, unknown>).torch_dtype ?? null,
+    },
+    params,
+    total_params: total,
+    native_kernels: nativeKernelNames,
+  };
+}
+
+export function formatInspect(r: InspectResult): string {
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  const pct = (n: number) => `${((100 * n) / r.total_params).toFixed(1)}%`;
+  const lines = [`${r.model_dir}: ${r.architecture}`];
+  for (const [k, v] of Object.entries(r.config)) lines.push(`  ${k.padEnd(22)} ${JSON.stringify(v)}`);
+  lines.push('  parameters:');
+  for (const [k, v] of Object.entries(r.params)) lines.push(`    ${k.padEnd(12)} ${fmt(v).padStart(16)}  ${pct(v)}`);
+  lines.push(`    ${'total'.padEnd(12)} ${fmt(r.total_params).padStart(16)}`);
+  lines.push(`  native kernels: ${r.native_kernels.length ? r.native_kernels.join(', ') : 'none (TypeScript reference kernels)'}`);
+  return lines.join('\n');
+}
+
+/** Logits for equal-length rows of ids: {shape: [B,T,V], logits: nested [B][T][V] float32 values}. */
+export async function logitsCommand(dir: string, rows: number[][]): Promise<{ shape: number[]; logits: number[][][] }> {
+  const { model } = await loadModel(dir);
+  const batch = batchFromRows(rows);
+  const { B, T } = batch, V = model.cfg.vocabSize;
+  const logits: number[][][] = Array.from({ length: B }, () => []);
+  model.logits(batch, (r0, n, chunk) => {
+    for (let i = 0; i < n; i++) logits[Math.floor((r0 + i) / T)].push(Array.from(chunk.subarray(i * V, (i + 1) * V)));
+  });
+  return { shape: [B, T, V], logits };
+}
+
+/** Gradients of the mean next-token cross-entropy w.r.t. every parameter, under HF names. */
+export async function gradsCommand(dir: string, rows: number[][], out: string): Promise<{ loss: number; tensors: number }> {
+  const { model } = await loadModel(dir);
+  const batch = batchFromRows(rows);
+  if (batch.T < 2) {
+    throw new KompresorError({ code: 'input_invalid', where: '--ids', rule: 'next-token loss needs rows of at least 2 tokens', found: `${batch.T}` });
+  }
+  model.zeroGrad();
+  const loss = model.lossAndBackward(batch);
+  const g = model.grads!;
+  const tensors = model.layout.slots.map((s) => ({ name: s.name, dtype: 'F32' as const, shape: s.shape, data: g.subarray(s.offset, s.offset + s.size) }));
+  writeSafetensors(out, tensors, { loss: String(loss) });
+  return { loss, tensors: tensors.length };
+}
+
+export interface GenerateCommandOptions {
+  prompt: string;
+  chat: boolean;
+  maxNewTokens: number;
+  sampling: SamplingOptions;
+  seed: number;
+  onText?: (piece: string) => void;
+}
+
+export async function generateCommand(dir: string, o: GenerateCommandOptions) {
+  const { model } = await loadModel(dir);
+  const tok = await loadTokenizer(dir);
+  const text = o.chat ? tok.applyChatTemplate([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }) : o.prompt;
+  const ids = tok.encode(text, { addSpecialTokens: !o.chat });
+  let shown = '';
+  const produced: number[] = [];
+  const res = generate(model, [ids], {
+    maxNewTokens: o.maxNewTokens, sampling: o.sampling, seed: o.seed,
+    eosTokenIds: tok.eosTokenIds.length ? tok.eosTokenIds : model.cfg.eosTokenIds,
+    onStep: (t) => {
+      if (t[0] < 0 || !o.onText) return;
+      produced.push(t[0]);
+      const now = tok.decode(produced, { skipSpecialTokens: true });
+      o.onText(now.slice(shown.length));
+      shown = now;
+    },
+  });
+  const completion = tok.decode(res.tokens[0], { skipSpecialTokens: true });
+  return {
+    prompt: text, completion, prompt_tokens: ids.length, new_tokens: res.tokens[0].length,
+    prefill_tokens_per_s: ids.length / res.prefillSeconds,
+    decode_tokens_per_s: res.decodeSteps > 0 ? res.decodeSteps / res.decodeSeconds : 0,
+  };
+}
+
+/** Writes a file atomically (temp file + rename), so a killed run never leaves half a file. */
+export function writeFileAtomic(path: string, data: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}

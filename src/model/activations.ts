@@ -1,0 +1,78 @@
+// The activation arena: every buffer a forward pass saves for backward, and the backward scratch,
+// as Float32Array views into ONE ArrayBuffer allocated for a given (B, T). The table below lists
+// each buffer with its shape; `sizeOf` turns it into floats. Per-layer buffers are stacked [L, ...].
+//
+// Dimension legend: B = batch, T = sequence length, N = B*T token rows, C = hidden,
+// F = intermediate, L = layers, nH/nKV = heads, hd = head_dim, QKV = (nH + 2 nKV) hd,
+// V = vocab, R = rows of logits held at once by the chunked lm_head (LOGIT_CHUNK).
+import type { ModelConfig } from '../io/hf_config.ts';
+
+/** Rows of logits materialised at once by the chunked lm_head + cross-entropy. */
+export const LOGIT_CHUNK = 256;
+
+interface Dims { N: number; B: number; T: number; C: number; F: number; L: number; nH: number; hd: number; QKV: number; V: number; R: number }
+
+// name, floats, shape comment
+const ACTIVATION_LAYOUT: [string, (d: Dims) => number, string][] = [
+  ['resid', (d) => (d.L + 1) * d.N * d.C, '(L+1, N, C) residual stream entering each layer; [L] enters the final norm'],
+  ['ln1', (d) => d.L * d.N * d.C, '(L, N, C) input_layernorm output'],
+  ['ln1Rstd', (d) => d.L * d.N, '(L, N) its 1/rms'],
+  ['qkv', (d) => d.L * d.N * d.QKV, '(L, N, QKV) q|k|v projections, q and k rotated by RoPE'],
+  ['att', (d) => d.L * d.N * d.nH * d.hd, '(L, N, nH*hd) attention output before o_proj'],
+  ['lse', (d) => d.L * d.B * d.nH * d.T, '(L, B, nH, T) attention log-sum-exp'],
+  ['residMid', (d) => d.L * d.N * d.C, '(L, N, C) residual after attention'],
+  ['ln2', (d) => d.L * d.N * d.C, '(L, N, C) post_attention_layernorm output'],
+  ['ln2Rstd', (d) => d.L * d.N, '(L, N) its 1/rms'],
+  ['gateup', (d) => d.L * d.N * 2 * d.F, '(L, N, 2F) gate | up projections'],
+  ['act', (d) => d.L * d.N * d.F, '(L, N, F) silu(gate) * up, the input of down_proj'],
+  ['lnf', (d) => d.N * d.C, '(N, C) final norm output'],
+  ['lnfRstd', (d) => d.N, '(N) its 1/rms'],
+  ['logits', (d) => d.R * d.V, '(R, V) one chunk of logits (becomes dlogits in place)'],
+  ['losses', (d) => d.N, '(N) per-token loss'],
+  // backward scratch, reused by every layer
+  ['dresid', (d) => d.N * d.C, '(N, C) gradient of the residual stream'],
+  ['dln', (d) => d.N * d.C, '(N, C) gradient of a norm output'],
+  ['dqkv', (d) => d.N * d.QKV, '(N, QKV)'],
+  ['datt', (d) => d.N * d.nH * d.hd, '(N, nH*hd)'],
+  ['dgateup', (d) => d.N * 2 * d.F, '(N, 2F)'],
+  ['dact', (d) => d.N * d.F, '(N, F)'],
+];
+
+export type ActivationName =
+  'resid' | 'ln1' | 'ln1Rstd' | 'qkv' | 'att' | 'lse' | 'residMid' | 'ln2' | 'ln2Rstd' | 'gateup' | 'act' |
+  'lnf' | 'lnfRstd' | 'logits' | 'losses' | 'dresid' | 'dln' | 'dqkv' | 'datt' | 'dgateup' | 'dact';
+
+export interface Activations {
+  B: number;
+  T: number;
+  bytes: number;
+  buf: Record<ActivationName, Float32Array>;
+}
+
+export function dimsOf(cfg: ModelConfig, B: number, T: number): Dims {
+  const N = B * T;
+  return {
+    N, B, T, C: cfg.hiddenSize, F: cfg.intermediateSize, L: cfg.numLayers, nH: cfg.numHeads, hd: cfg.headDim,
+    QKV: (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim, V: cfg.vocabSize, R: Math.min(LOGIT_CHUNK, N),
+  };
+}
+
+/** Allocates the arena for (B, T): one ArrayBuffer, views per the layout table. */
+export function allocateActivations(cfg: ModelConfig, B: number, T: number): Activations {
+  const d = dimsOf(cfg, B, T);
+  const sizes = ACTIVATION_LAYOUT.map(([, f]) => f(d));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const arena = new Float32Array(total);
+  const buf = {} as Record<ActivationName, Float32Array>;
+  let off = 0;
+  ACTIVATION_LAYOUT.forEach(([name], i) => {
+    buf[name as ActivationName] = arena.subarray(off, off + sizes[i]);
+    off += sizes[i];
+  });
+  return { B, T, bytes: total * 4, buf };
+}
+
+/** The slice of a stacked [L, ...] buffer for layer l. */
+export function layerSlice(a: Float32Array, l: number, per: number): Float32Array {
+  return a.subarray(l * per, (l + 1) * per);
+}

@@ -1,0 +1,265 @@
+// The decoder: Llama / Mistral / Qwen2 forward and backward as flat lists of kernel calls per
+// layer (llm.c style), over one parameter arena, one gradient arena and one activation arena.
+// Architectures differ only by flags of the normalised config (qkvBias, oBias, slidingWindow,
+// tieWordEmbeddings, headDim, ropeScaling) — there is no branch on model_type here.
+//
+// The loss path never materialises [B, T, V] logits: the lm_head runs on chunks of LOGIT_CHUNK
+// rows, and the fused softmax-cross-entropy turns each chunk into its gradient in place.
+//
+// Dimension legend: B = batch, T = seq len, N = B*T, C = hidden, F = intermediate, V = vocab,
+// nH/nKV = heads, hd = head_dim, QKV = (nH + 2 nKV) hd, L = layers.
+import type { ModelConfig } from '../io/hf_config.ts';
+import { ropeTables } from '../io/hf_config.ts';
+import { kernels as K } from '../tensor/ops.ts';
+import { buildLayout, viewsOf, type ModelViews, type ParameterLayout } from './parameters.ts';
+import { allocateActivations, layerSlice, type Activations } from './activations.ts';
+import { type Batch, checkIds, countTargets } from './batch.ts';
+import { KompresorError } from '../errors.ts';
+
+/** Activations a probe can observe, named as the pruning work refers to them. */
+export type ProbeName =
+  | 'resid_in'                  // (N, C) residual stream entering the layer
+  | 'resid_out'                 // (N, C) residual stream leaving the layer
+  | 'input_layernorm'           // (N, C) output of the pre-attention norm
+  | 'post_attention_layernorm'  // (N, C) output of the pre-MLP norm
+  | 'attn_pre_o'                // (N, nH*hd) attention output, the input of o_proj
+  | 'mlp_act';                  // (N, F) silu(gate)*up, the input of down_proj
+
+/** Receives views into the activation arena (no copies); must not keep them past the call. */
+export interface Probe {
+  names: ReadonlySet<ProbeName>;
+  observe(name: ProbeName, layer: number, data: Float32Array, width: number, batch: Batch): void;
+}
+
+export class Decoder {
+  readonly cfg: ModelConfig;
+  readonly layout: ParameterLayout;
+  readonly params: Float32Array;
+  readonly w: ModelViews;
+  grads: Float32Array | null = null;
+  dw: ModelViews | null = null;
+  private acts: Activations | null = null;
+  private rope: { cos: Float32Array; sin: Float32Array; maxPos: number } | null = null;
+
+  constructor(cfg: ModelConfig, params?: Float32Array) {
+    this.cfg = cfg;
+    this.layout = buildLayout(cfg);
+    this.params = params ?? new Float32Array(this.layout.total);
+    if (this.params.length !== this.layout.total) {
+      throw new KompresorError({ code: 'impl_error', where: 'Decoder', rule: 'the parameter arena must match the layout', expected: `${this.layout.total}`, found: `${this.params.length}` });
+    }
+    this.w = viewsOf(this.layout, cfg, this.params);
+  }
+
+  /** Allocates the gradient arena (same layout as the parameters) on first use and zeroes it. */
+  zeroGrad(): void {
+    if (!this.grads) {
+      this.grads = new Float32Array(this.layout.total);
+      this.dw = viewsOf(this.layout, this.cfg, this.grads);
+    } else this.grads.fill(0);
+  }
+
+  /** The activation arena for (B, T), allocated once and reused while the shape stays the same. */
+  activations(B: number, T: number): Activations {
+    if (!this.acts || this.acts.B !== B || this.acts.T !== T) {
+      this.acts = null; // let the old arena go before allocating the new one
+      this.acts = allocateActivations(this.cfg, B, T);
+    }
+    return this.acts;
+  }
+
+  /** Frees the activation arena (e.g. between phases with different shapes). */
+  releaseActivations(): void { this.acts = null; }
+
+  ropeFor(T: number): { cos: Float32Array; sin: Float32Array } {
+    if (!this.rope || this.rope.maxPos < T) {
+      const maxPos = Math.max(T, this.rope ? this.rope.maxPos * 2 : 0);
+      this.rope = { ...ropeTables(this.cfg, maxPos), maxPos };
+    }
+    return this.rope;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // forward
+
+  /** Runs embedding, all layers and the final norm; returns the arena (lnf holds the result). */
+  forward(batch: Batch, probe?: Probe): Activations {
+    checkIds(batch, this.cfg.vocabSize);
+    const a = this.activations(batch.B, batch.T);
+    this.embed(a, batch);
+    for (let l = 0; l < this.cfg.numLayers; l++) this.layerForward(l, a, batch, probe);
+    const { N, C } = this.nc(batch);
+    const x = layerSlice(a.buf.resid, this.cfg.numLayers, N * C);
+    K.rmsnormForward(a.buf.lnf, a.buf.lnfRstd, x, this.w.lnf, N, C, this.cfg.rmsNormEps);
+    return a;
+  }
+
+  private nc(batch: Batch) { return { N: batch.B * batch.T, C: this.cfg.hiddenSize }; }
+
+  private embed(a: Activations, batch: Batch): void {
+    const { N, C } = this.nc(batch);
+    const out = a.buf.resid;
+    for (let n = 0; n < N; n++) {
+      const id = batch.ids[n];
+      out.set(this.w.wte.subarray(id * C, (id + 1) * C), n * C);
+    }
+  }
+
+  /** One decoder layer: ten kernel calls, in the order of HF's LlamaDecoderLayer.forward. */
+  layerForward(l: number, a: Activations, batch: Batch, probe?: Probe): void {
+    const cfg = this.cfg, w = this.w.layers[l], b = a.buf;
+    const { N, C } = this.nc(batch);
+    const F = cfg.intermediateSize, nH = cfg.numHeads, nKV = cfg.numKvHeads, hd = cfg.headDim;
+    const QKV = (nH + 2 * nKV) * hd, A = nH * hd;
+    const x = layerSlice(b.resid, l, N * C);              // (N, C) layer input
+    const ln1 = layerSlice(b.ln1, l, N * C);              // (N, C)
+    const ln1Rstd = layerSlice(b.ln1Rstd, l, N);          // (N)
+    const qkv = layerSlice(b.qkv, l, N * QKV);            // (N, QKV)
+    const att = layerSlice(b.att, l, N * A);              // (N, nH*hd)
+    const lse = layerSlice(b.lse, l, batch.B * nH * batch.T);
+    const mid = layerSlice(b.residMid, l, N * C);         // (N, C)
+    const ln2 = layerSlice(b.ln2, l, N * C);              // (N, C)
+    const ln2Rstd = layerSlice(b.ln2Rstd, l, N);          // (N)
+    const gateup = layerSlice(b.gateup, l, N * 2 * F);    // (N, 2F)
+    const act = layerSlice(b.act, l, N * F);              // (N, F)
+    const y = layerSlice(b.resid, l + 1, N * C);          // (N, C) layer output
+    const { cos, sin } = this.ropeFor(batch.T);
+    const see = (name: ProbeName, data: Float32Array, width: number) => {
+      if (probe && probe.names.has(name)) probe.observe(name, l, data, width, batch);
+    };
+
+    see('resid_in', x, C);
+    K.rmsnormForward(ln1, ln1Rstd, x, w.ln1, N, C, cfg.rmsNormEps);
+    see('input_layernorm', ln1, C);
+    K.matmulForward(qkv, ln1, w.qkvW, w.qkvB, N, C, QKV);
+    K.ropeForward(qkv, batch.pos, cos, sin, N, nH + nKV, hd, QKV);
+    K.attentionForward(att, lse, qkv, batch.docStart, batch.B, batch.T, nH, nKV, hd, cfg.slidingWindow);
+    see('attn_pre_o', att, A);
+    mid.set(x);
+    K.matmulForward(mid, att, w.oW, w.oB, N, A, C, true);       // mid = x + o_proj(att)
+    K.rmsnormForward(ln2, ln2Rstd, mid, w.ln2, N, C, cfg.rmsNormEps);
+    see('post_attention_layernorm', ln2, C);
+    K.matmulForward(gateup, ln2, w.gateupW, null, N, C, 2 * F);
+    K.swigluForward(act, gateup, N, F);
+    see('mlp_act', act, F);
+    y.set(mid);
+    K.matmulForward(y, act, w.downW, null, N, F, C, true);      // y = mid + down_proj(act)
+    see('resid_out', y, C);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // loss head
+
+  /**
+   * Mean next-token cross-entropy over the batch's valid targets, computed chunk by chunk from
+   * the final norm output. With `backward`, also accumulates dlm_head and leaves d(lnf) in dln.
+   */
+  headLoss(a: Activations, batch: Batch, backward: boolean): { loss: number; count: number } {
+    const { N, C } = this.nc(batch);
+    const V = this.cfg.vocabSize, R = a.buf.logits.length / V;
+    const count = countTargets(batch);
+    const dscale = count > 0 ? 1 / count : 0;
+    if (backward) a.buf.dln.fill(0);
+    for (let r0 = 0; r0 < N; r0 += R) {
+      const rows = Math.min(R, N - r0);
+      const logits = a.buf.logits.subarray(0, rows * V);                 // (rows, V)
+      const x = a.buf.lnf.subarray(r0 * C, (r0 + rows) * C);             // (rows, C)
+      K.matmulForward(logits, x, this.w.lmHead, null, rows, C, V);
+      K.crossEntropyForwardBackward(a.buf.losses.subarray(r0, r0 + rows), logits, batch.targets.subarray(r0, r0 + rows), rows, V, dscale);
+      if (backward) {
+        K.matmulBackward(a.buf.dln.subarray(r0 * C, (r0 + rows) * C), this.dw!.lmHead, null, logits, x, this.w.lmHead, rows, C, V);
+      }
+    }
+    let sum = 0;
+    for (let n = 0; n < N; n++) if (batch.targets[n] >= 0) sum += a.buf.losses[n];
+    const loss = count > 0 ? sum / count : 0;
+    if (!Number.isFinite(loss)) {
+      throw new KompresorError({ code: 'input_invalid', where: 'loss', rule: 'the loss must be finite', found: String(loss), hint: 'the weights or inputs contain NaN/Inf, or the learning rate diverged' });
+    }
+    return { loss, count };
+  }
+
+  /** Forward only: the mean loss. */
+  loss(batch: Batch): number {
+    const a = this.forward(batch);
+    return this.headLoss(a, batch, false).loss;
+  }
+
+  /**
+   * Full logits, chunk by chunk: calls onChunk(firstRow, rows, logits[rows, V]). The view is
+   * reused for the next chunk, so copy what you keep.
+   */
+  logits(batch: Batch, onChunk: (firstRow: number, rows: number, logits: Float32Array) => void): void {
+    const a = this.forward(batch);
+    const { N, C } = this.nc(batch);
+    const V = this.cfg.vocabSize, R = a.buf.logits.length / V;
+    for (let r0 = 0; r0 < N; r0 += R) {
+      const rows = Math.min(R, N - r0);
+      const logits = a.buf.logits.subarray(0, rows * V);
+      K.matmulForward(logits, a.buf.lnf.subarray(r0 * C, (r0 + rows) * C), this.w.lmHead, null, rows, C, V);
+      onChunk(r0, rows, logits);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // backward
+
+  /** Forward, loss and backward: accumulates into the gradient arena (call zeroGrad first). */
+  lossAndBackward(batch: Batch): number {
+    if (!this.grads) this.zeroGrad();
+    const a = this.forward(batch);
+    const { loss } = this.headLoss(a, batch, true);
+    const { N, C } = this.nc(batch);
+    const L = this.cfg.numLayers;
+    // in the forward pass this was: lnf = rmsnorm(resid[L]) * w.lnf
+    a.buf.dresid.fill(0);
+    K.rmsnormBackward(a.buf.dresid, this.dw!.lnf, a.buf.dln, layerSlice(a.buf.resid, L, N * C), this.w.lnf, a.buf.lnfRstd, N, C);
+    for (let l = L - 1; l >= 0; l--) this.layerBackward(l, a, batch);
+    this.embedBackward(a, batch);
+    return loss;
+  }
+
+  /** The layer's kernel calls in reverse; dresid holds d(output) on entry and d(input) on exit. */
+  layerBackward(l: number, a: Activations, batch: Batch): void {
+    const cfg = this.cfg, w = this.w.layers[l], dw = this.dw!.layers[l], b = a.buf;
+    const { N, C } = this.nc(batch);
+    const F = cfg.intermediateSize, nH = cfg.numHeads, nKV = cfg.numKvHeads, hd = cfg.headDim;
+    const QKV = (nH + 2 * nKV) * hd, A = nH * hd;
+    const x = layerSlice(b.resid, l, N * C);
+    const ln1 = layerSlice(b.ln1, l, N * C), ln1Rstd = layerSlice(b.ln1Rstd, l, N);
+    const qkv = layerSlice(b.qkv, l, N * QKV), att = layerSlice(b.att, l, N * A);
+    const lse = layerSlice(b.lse, l, batch.B * nH * batch.T);
+    const mid = layerSlice(b.residMid, l, N * C);
+    const ln2 = layerSlice(b.ln2, l, N * C), ln2Rstd = layerSlice(b.ln2Rstd, l, N);
+    const gateup = layerSlice(b.gateup, l, N * 2 * F), act = layerSlice(b.act, l, N * F);
+    const dresid = b.dresid;
+    const { cos, sin } = this.ropeFor(batch.T);
+
+    // y = mid + down_proj(act): the residual passes dresid through unchanged to d(mid)
+    b.dact.fill(0);
+    K.matmulBackward(b.dact, dw.downW, null, dresid, act, w.downW, N, F, C);
+    b.dgateup.fill(0);
+    K.swigluBackward(b.dgateup, b.dact, gateup, N, F);
+    b.dln.fill(0);
+    K.matmulBackward(b.dln, dw.gateupW, null, b.dgateup, ln2, w.gateupW, N, C, 2 * F);
+    K.rmsnormBackward(dresid, dw.ln2, b.dln, mid, w.ln2, ln2Rstd, N, C);
+    // mid = x + o_proj(att): dresid now holds d(mid), which flows to d(x) as well
+    b.datt.fill(0);
+    K.matmulBackward(b.datt, dw.oW, dw.oB, dresid, att, w.oW, N, A, C);
+    b.dqkv.fill(0);
+    K.attentionBackward(b.dqkv, b.datt, att, lse, qkv, batch.docStart, batch.B, batch.T, nH, nKV, hd, cfg.slidingWindow);
+    K.ropeBackward(b.dqkv, batch.pos, cos, sin, N, nH + nKV, hd, QKV);
+    b.dln.fill(0);
+    K.matmulBackward(b.dln, dw.qkvW, dw.qkvB, b.dqkv, ln1, w.qkvW, N, C, QKV);
+    K.rmsnormBackward(dresid, dw.ln1, b.dln, x, w.ln1, ln1Rstd, N, C);
+  }
+
+  private embedBackward(a: Activations, batch: Batch): void {
+    const { N, C } = this.nc(batch);
+    const dwte = this.dw!.wte, d = a.buf.dresid;
+    for (let n = 0; n < N; n++) {
+      const o = batch.ids[n] * C, r = n * C;
+      for (let c = 0; c < C; c++) dwte[o + c] += d[r + c];
+    }
+  }
+}

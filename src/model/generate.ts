@@ -1,0 +1,160 @@
+// Autoregressive generation with a KV cache (llama2.c RunState style). The prompt is prefilled
+// with the batched forward pass (left-padded rows; pads are their own one-token documents so
+// nothing attends to them), its rotated keys and values are copied into the cache, and then each
+// step runs every layer on one token per row against the cache.
+//
+// Dimension legend: B = rows, P = padded prompt length, M = cache capacity (maxT),
+// C = hidden, F = intermediate, nH/nKV/hd = heads and head_dim, KVW = nKV*hd, V = vocab.
+import { kernels as K } from '../tensor/ops.ts';
+import type { Decoder } from './decoder.ts';
+import { layerSlice } from './activations.ts';
+import { batchFromDocs, type Batch } from './batch.ts';
+import { type SamplingOptions, Rng, sampleToken } from './sampling.ts';
+import { KompresorError } from '../errors.ts';
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  sampling: SamplingOptions;
+  seed: number;
+  eosTokenIds: number[];
+  padTokenId?: number;
+  /** Called after every step with the new token of each row (-1 for finished rows). */
+  onStep?: (tokens: number[]) => void;
+}
+
+export interface GenerateResult {
+  tokens: number[][];          // new tokens per row (without the prompt), EOS included when hit
+  prefillSeconds: number;
+  decodeSeconds: number;
+  decodeSteps: number;
+}
+
+/** Per-step state: one row per sequence, plus the cache. */
+class DecodeState {
+  readonly k: Float32Array[];  // per layer (B, M, KVW)
+  readonly v: Float32Array[];
+  readonly x: Float32Array;    // (B, C) residual
+  readonly ln: Float32Array;   // (B, C)
+  readonly rstd: Float32Array; // (B)
+  readonly qkv: Float32Array;  // (B, QKV)
+  readonly q: Float32Array;    // (B, nH*hd)
+  readonly att: Float32Array;  // (B, nH*hd)
+  readonly gateup: Float32Array; // (B, 2F)
+  readonly act: Float32Array;  // (B, F)
+  readonly logits: Float32Array; // (B, V)
+  readonly pos: Int32Array;    // (B)
+  constructor(readonly model: Decoder, readonly B: number, readonly M: number, readonly kvStart: Int32Array) {
+    const c = model.cfg, KVW = c.numKvHeads * c.headDim, A = c.numHeads * c.headDim;
+    this.k = Array.from({ length: c.numLayers }, () => new Float32Array(B * M * KVW));
+    this.v = Array.from({ length: c.numLayers }, () => new Float32Array(B * M * KVW));
+    this.x = new Float32Array(B * c.hiddenSize);
+    this.ln = new Float32Array(B * c.hiddenSize);
+    this.rstd = new Float32Array(B);
+    this.qkv = new Float32Array(B * (A + 2 * KVW));
+    this.q = new Float32Array(B * A);
+    this.att = new Float32Array(B * A);
+    this.gateup = new Float32Array(B * 2 * c.intermediateSize);
+    this.act = new Float32Array(B * c.intermediateSize);
+    this.logits = new Float32Array(B * c.vocabSize);
+    this.pos = new Int32Array(B);
+  }
+}
+
+/** Left-pads prompts into one batch: row b has pad[b] pads, then its prompt. */
+function promptBatch(prompts: number[][], padId: number): { batch: Batch; pad: Int32Array } {
+  const P = Math.max(...prompts.map((p) => p.length));
+  const pad = Int32Array.from(prompts, (p) => P - p.length);
+  // each pad is its own one-token document; the prompt is one document after them
+  const rows = prompts.map((p, b) => [...Array.from({ length: pad[b] }, () => [padId]), p]);
+  return { batch: batchFromDocs(rows, P, padId), pad };
+}
+
+/** Runs the prompt through the batched forward pass and fills the cache with its keys/values. */
+function prefill(st: DecodeState, batch: Batch): void {
+  const m = st.model, c = m.cfg;
+  const a = m.forward(batch);
+  const { B, T: P } = batch;
+  const A = c.numHeads * c.headDim, KVW = c.numKvHeads * c.headDim, QKV = A + 2 * KVW, C = c.hiddenSize;
+  for (let l = 0; l < c.numLayers; l++) {
+    const qkv = layerSlice(a.buf.qkv, l, B * P * QKV);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < P; t++) {
+        const src = (b * P + t) * QKV, dst = (b * st.M + t) * KVW;
+        st.k[l].set(qkv.subarray(src + A, src + A + KVW), dst);
+        st.v[l].set(qkv.subarray(src + A + KVW, src + QKV), dst);
+      }
+    }
+  }
+  // logits of the last prompt token of every row
+  for (let b = 0; b < B; b++) st.ln.set(a.buf.lnf.subarray((b * P + P - 1) * C, (b * P + P) * C), b * C);
+  K.matmulForward(st.logits, st.ln, m.w.lmHead, null, B, C, c.vocabSize);
+}
+
+/** One token per row at cache index t = len - 1: every layer, then the logits. */
+function decodeStep(st: DecodeState, tokens: Int32Array, len: number): void {
+  const m = st.model, c = m.cfg, B = st.B, C = c.hiddenSize, F = c.intermediateSize;
+  const nH = c.numHeads, nKV = c.numKvHeads, hd = c.headDim, A = nH * hd, KVW = nKV * hd, QKV = A + 2 * KVW;
+  const t = len - 1;
+  const { cos, sin } = m.ropeFor(len);
+  for (let b = 0; b < B; b++) {
+    st.x.set(m.w.wte.subarray(tokens[b] * C, (tokens[b] + 1) * C), b * C);
+    st.pos[b] = t - st.kvStart[b];
+  }
+  for (let l = 0; l < c.numLayers; l++) {
+    const w = m.w.layers[l];
+    K.rmsnormForward(st.ln, st.rstd, st.x, w.ln1, B, C, c.rmsNormEps);
+    K.matmulForward(st.qkv, st.ln, w.qkvW, w.qkvB, B, C, QKV);
+    K.ropeForward(st.qkv, st.pos, cos, sin, B, nH + nKV, hd, QKV);
+    for (let b = 0; b < B; b++) {
+      const r = b * QKV, dst = (b * st.M + t) * KVW;
+      st.q.set(st.qkv.subarray(r, r + A), b * A);
+      st.k[l].set(st.qkv.subarray(r + A, r + A + KVW), dst);
+      st.v[l].set(st.qkv.subarray(r + A + KVW, r + QKV), dst);
+    }
+    K.attentionDecode(st.att, st.q, st.k[l], st.v[l], st.kvStart, B, len, st.M, nH, nKV, hd, c.slidingWindow);
+    K.matmulForward(st.x, st.att, w.oW, w.oB, B, A, C, true);
+    K.rmsnormForward(st.ln, st.rstd, st.x, w.ln2, B, C, c.rmsNormEps);
+    K.matmulForward(st.gateup, st.ln, w.gateupW, null, B, C, 2 * F);
+    K.swigluForward(st.act, st.gateup, B, F);
+    K.matmulForward(st.x, st.act, w.downW, null, B, F, C, true);
+  }
+  K.rmsnormForward(st.ln, st.rstd, st.x, m.w.lnf, B, C, c.rmsNormEps);
+  K.matmulForward(st.logits, st.ln, m.w.lmHead, null, B, C, c.vocabSize);
+}
+
+/** Generates up to maxNewTokens per prompt; rows stop independently at an EOS id. */
+export function generate(model: Decoder, prompts: number[][], o: GenerateOptions): GenerateResult {
+  if (prompts.length === 0 || prompts.some((p) => p.length === 0)) {
+    throw new KompresorError({ code: 'input_invalid', where: 'prompt', rule: 'every prompt needs at least one token', found: JSON.stringify(prompts.map((p) => p.length)) });
+  }
+  const padId = o.padTokenId ?? o.eosTokenIds[0] ?? 0;
+  const { batch, pad } = promptBatch(prompts, padId);
+  const B = batch.B, P = batch.T, M = P + o.maxNewTokens, V = model.cfg.vocabSize;
+  const st = new DecodeState(model, B, M, pad);
+  const rng = new Rng(o.seed);
+  const t0 = performance.now();
+  prefill(st, batch);
+  model.releaseActivations();
+  const t1 = performance.now();
+  const out: number[][] = prompts.map(() => []);
+  const done = new Array<boolean>(B).fill(false);
+  const next = new Int32Array(B);
+  let steps = 0;
+  for (let len = P + 1; ; len++) {
+    const stepTokens: number[] = [];
+    for (let b = 0; b < B; b++) {
+      if (done[b]) { next[b] = padId; stepTokens.push(-1); continue; }
+      const tok = sampleToken(st.logits.subarray(b * V, (b + 1) * V), o.sampling, rng);
+      out[b].push(tok);
+      next[b] = tok;
+      stepTokens.push(tok);
+      if (o.eosTokenIds.includes(tok) || out[b].length >= o.maxNewTokens) done[b] = true;
+    }
+    o.onStep?.(stepTokens);
+    if (done.every(Boolean)) break;
+    decodeStep(st, next, len);
+    steps++;
+  }
+  const t2 = performance.now();
+  return { tokens: out, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000, decodeSteps: steps };
+}

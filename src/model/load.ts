@@ -1,0 +1,63 @@
+// Loading a Hugging Face checkpoint folder into a Decoder, and saving one back. Every tensor the
+// layout expects must be present with the right shape; unexpected tensors are refused (a silent
+// skip would hide a config/weights mismatch). Tensors load one at a time, straight into the arena.
+import { openCheckpoint, saveCheckpoint, type Checkpoint } from '../io/checkpoint.ts';
+import type { FloatDtype } from '../io/safetensors.ts';
+import { Decoder } from './decoder.ts';
+import { KompresorError } from '../errors.ts';
+
+// Buffers some exporters store next to the weights; they are derived, so they are ignored.
+const DERIVED = /(^|\.)rotary_emb\.inv_freq$/;
+
+export interface LoadedModel {
+  model: Decoder;
+  checkpoint: Checkpoint;
+  config: Record<string, unknown>;
+}
+
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const ck = openCheckpoint(dir);
+  const model = new Decoder(ck.config);
+  checkTensorSet(ck, model);
+  for (const s of model.layout.slots) {
+    const t = ck.tensors.get(s.name)!;
+    const found = t.info.shape;
+    if (found.length !== s.shape.length || found.some((d, i) => d !== s.shape[i])) {
+      throw new KompresorError({
+        code: 'safetensors_shape', where: `${ck.dir}: tensor "${s.name}"`,
+        rule: 'each tensor must have the shape config.json implies', expected: JSON.stringify(s.shape), found: JSON.stringify(found),
+        hint: 'the weights do not belong to this config.json (a pruned model needs its own rewritten config)',
+      });
+    }
+    ck.read(s.name, model.params.subarray(s.offset, s.offset + s.size));
+  }
+  return { model, checkpoint: ck, config: ck.rawConfig };
+}
+
+function checkTensorSet(ck: Checkpoint, model: Decoder): void {
+  const missing = model.layout.slots.map((s) => s.name).filter((n) => !ck.tensors.has(n));
+  if (missing.length > 0) {
+    throw new KompresorError({
+      code: 'checkpoint_missing_tensor', where: ck.dir, rule: 'every tensor of the architecture must be in the checkpoint',
+      expected: `${model.layout.slots.length} tensors`, found: `${missing.length} missing (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''})`,
+      hint: 'check that config.json matches the weights (layer count, tie_word_embeddings, attention_bias)',
+    });
+  }
+  // A tied model may still carry a copy of lm_head.weight; it is the embedding, so it is ignored.
+  const extra = [...ck.tensors.keys()].filter((n) => !model.layout.byName.has(n) && !DERIVED.test(n)
+    && !(n === 'lm_head.weight' && model.cfg.tieWordEmbeddings));
+  if (extra.length > 0) {
+    throw new KompresorError({
+      code: 'checkpoint_extra_tensor', where: ck.dir, rule: 'the checkpoint must not hold tensors the architecture does not use',
+      expected: 'none', found: `${extra.length} (${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ', ...' : ''})`,
+      hint: 'check that config.json matches the weights (layer count, attention_bias, tie_word_embeddings)',
+    });
+  }
+}
+
+/** Writes the model as a standard HF checkpoint (config.json as given, tokenizer files copied). */
+export function saveModel(model: Decoder, dir: string, config: Record<string, unknown>,
+  o: { dtype?: FloatDtype; tokenizerFrom?: string; maxShardBytes?: number } = {}): void {
+  const tensors = model.layout.slots.map((s) => ({ name: s.name, shape: s.shape, data: model.params.subarray(s.offset, s.offset + s.size) }));
+  saveCheckpoint(dir, config, tensors, { dtype: o.dtype ?? 'F32', tokenizerFrom: o.tokenizerFrom, maxShardBytes: o.maxShardBytes });
+}
