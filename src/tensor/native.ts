@@ -18,6 +18,11 @@ const addonPath = fileURLToPath(new URL('../../native/build/Release/kompresor_na
 function load(): NativeAddon | null {
   if (process.env.KOMPRESOR_NATIVE === '0') return null;
   if (!existsSync(addonPath)) return null;
+  // OpenBLAS (pthreads) and our OpenMP kernels share the same cores. With libgomp's default
+  // active waiting, OpenMP threads keep spinning after each kernel and steal the cores from the
+  // next sgemm: on 2 cores that costs ~35% of a training step. libgomp reads this once, when the
+  // addon (which links it) is loaded, so it has to be set before the require below.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const require = createRequire(import.meta.url);
   return require(addonPath) as NativeAddon;
 }
