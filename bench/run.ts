@@ -11,6 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { measureSgemmPeak, runTorchPeer, isPeerError, type PeerResult, type PeerError, type SgemmPeak } from './peers.ts';
 import { BENCH_CONFIGS, type EngineResult } from './engine.ts';
 
+/** Any of the bench's results or an {error} in its place. */
+function failed<T extends object>(r: T | PeerError): r is PeerError {
+  return typeof (r as PeerError).error === 'string';
+}
+
 const ENGINE_SCRIPT = fileURLToPath(new URL('./engine.ts', import.meta.url));
 
 interface Args { json?: string; configs: string[]; threads: number; torch: boolean; quick: boolean }
@@ -107,14 +112,14 @@ async function main(): Promise<void> {
   console.error(`bench: ${cpu}, ${cpus().length} cores, ${a.threads} threads, Node ${process.version}`);
   console.error('bench: sgemm peak ...');
   const peak = measureSgemmPeak(a.threads, { quick: a.quick });
-  if (isPeerError(peak)) throw new Error(`bench: ${peak.error}`);
+  if (failed(peak)) throw new Error(`bench: ${peak.error}`);
   console.error(`bench: sgemm ${peak.peak_size}³ = ${peak.peak_gflops.toFixed(1)} GFLOP/s`);
   const reports: ConfigReport[] = [];
   for (const c of a.configs) {
     const { steps, warmup } = stepsFor(c, a.quick);
     console.error(`bench: ${c}: Kompresor (${warmup} warmup + ${steps} steps) ...`);
     const e = await runEngine(c, a.threads, steps, warmup);
-    if (isPeerError(e)) throw new Error(`bench: ${e.error}\n${e.stderr ?? ''}`);
+    if (failed(e)) throw new Error(`bench: ${e.error}\n${e.stderr ?? ''}`);
     let t: PeerResult | PeerError | null = null;
     if (a.torch) {
       console.error(`bench: ${c}: PyTorch peer ...`);
