@@ -1,9 +1,8 @@
 // The engine's commands: inspect, logits, grads, generate. Each is a plain async function that
 // returns what it computed (for library use and tests); main.ts wires them to the CLI.
-import { writeFileSync, renameSync } from 'node:fs';
 import { loadModel } from '../model/load.ts';
 import { countParams, type ParamCounts } from '../model/counts.ts';
-import { batchFromRows } from '../model/batch.ts';
+import { batchFromRows, checkRowIds } from '../model/batch.ts';
 import { generate } from '../model/generate.ts';
 import type { SamplingOptions } from '../model/sampling.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
@@ -55,7 +54,8 @@ export function formatInspect(r: InspectResult): string {
 /** Logits for equal-length rows of ids: {shape: [B,T,V], logits: nested [B][T][V] float32 values}. */
 export async function logitsCommand(dir: string, rows: number[][]): Promise<{ shape: number[]; logits: number[][][] }> {
   const { model } = await loadModel(dir);
-  const batch = batchFromRows(rows);
+  checkRowIds(rows, model.cfg.vocabSize, '--ids');
+  const batch = batchFromRows(rows, '--ids');
   const { B, T } = batch, V = model.cfg.vocabSize;
   const logits: number[][][] = Array.from({ length: B }, () => []);
   model.logits(batch, (r0, n, chunk) => {
@@ -67,7 +67,8 @@ export async function logitsCommand(dir: string, rows: number[][]): Promise<{ sh
 /** Gradients of the mean next-token cross-entropy w.r.t. every parameter, under HF names. */
 export async function gradsCommand(dir: string, rows: number[][], out: string): Promise<{ loss: number; tensors: number }> {
   const { model } = await loadModel(dir);
-  const batch = batchFromRows(rows);
+  checkRowIds(rows, model.cfg.vocabSize, '--ids');
+  const batch = batchFromRows(rows, '--ids');
   if (batch.T < 2) {
     throw new KompresorError({ code: 'input_invalid', where: '--ids', rule: 'next-token loss needs rows of at least 2 tokens', found: `${batch.T}` });
   }
@@ -101,22 +102,21 @@ export async function generateCommand(dir: string, o: GenerateCommandOptions) {
     onStep: (t) => {
       if (t[0] < 0 || !o.onText) return;
       produced.push(t[0]);
-      const now = tok.decode(produced, { skipSpecialTokens: true });
-      o.onText(now.slice(shown.length));
-      shown = now;
+      // a byte-level token may end inside a UTF-8 character, which decodes to U+FFFD until the
+      // next token completes it: hold such a tail back instead of printing the placeholder
+      const now = tok.decode(produced, { skipSpecialTokens: true }).replace(/\uFFFD+$/, '');
+      if (now.length > shown.length && now.startsWith(shown)) {
+        o.onText(now.slice(shown.length));
+        shown = now;
+      }
     },
   });
   const completion = tok.decode(res.tokens[0], { skipSpecialTokens: true });
+  // what was held back (an incomplete character at the very end stays a U+FFFD)
+  if (o.onText && completion.length > shown.length && completion.startsWith(shown)) o.onText(completion.slice(shown.length));
   return {
     prompt: text, completion, prompt_tokens: ids.length, new_tokens: res.tokens[0].length,
     prefill_tokens_per_s: ids.length / res.prefillSeconds,
     decode_tokens_per_s: res.decodeSteps > 0 ? res.decodeSteps / res.decodeSeconds : 0,
   };
-}
-
-/** Writes a file atomically (temp file + rename), so a killed run never leaves half a file. */
-export function writeFileAtomic(path: string, data: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }

@@ -2,9 +2,10 @@
 // prints the result (or JSON with --json). Any KompresorError becomes one line on stderr and
 // exit code 1; anything else is a bug and prints its stack with exit code 2.
 import { Command } from 'commander';
-import { KompresorError } from '../errors.ts';
-import { parseIds, parseNumber } from './args.ts';
-import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCommand, writeFileAtomic } from './engine_commands.ts';
+import { KompresorError, renderError } from '../errors.ts';
+import { parseIds, parseNumber, checkOutPath } from './args.ts';
+import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCommand } from './engine_commands.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 
 const program = new Command();
 program
@@ -27,7 +28,9 @@ program.command('logits')
   .requiredOption('--ids <rows>', 'token ids, rows separated by ";" and of equal length, e.g. "1,2,3;4,5,6"')
   .requiredOption('--out <file.json>', 'output file: {"shape":[B,T,V],"logits":[...]}')
   .action(async (dir: string, o: { ids: string; out: string }) => {
-    const r = await logitsCommand(dir, parseIds(o.ids));
+    const ids = parseIds(o.ids);
+    checkOutPath(o.out);
+    const r = await logitsCommand(dir, ids);
     writeFileAtomic(o.out, JSON.stringify(r));
     console.log(`wrote logits ${JSON.stringify(r.shape)} to ${o.out}`);
   });
@@ -39,7 +42,9 @@ program.command('grads')
   .requiredOption('--out <file.safetensors>', 'output file')
   .option('--json', 'print {"loss", "tensors", "out"} as JSON')
   .action(async (dir: string, o: { ids: string; out: string; json?: boolean }) => {
-    const r = await gradsCommand(dir, parseIds(o.ids), o.out);
+    const ids = parseIds(o.ids);
+    checkOutPath(o.out);
+    const r = await gradsCommand(dir, ids, o.out);
     if (o.json) console.log(JSON.stringify({ ...r, out: o.out }));
     else console.log(`loss ${r.loss.toFixed(6)}\nwrote ${r.tensors} gradient tensors to ${o.out}`);
   });
@@ -86,7 +91,16 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`kompresor: ${e.message}`);
       return 1;
     }
+    if (isFileSystemError(e)) {
+      // the environment refused (permissions, full disk, a folder removed mid-run): not a bug
+      console.error(`kompresor: ${renderError({ code: 'io_error', where: e.path ?? 'file system', rule: `${e.syscall} must succeed`, found: e.message })}`);
+      return 1;
+    }
     console.error(e);
     return 2;
   }
+}
+
+function isFileSystemError(e: unknown): e is NodeJS.ErrnoException & { syscall: string } {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string';
 }

@@ -23,14 +23,14 @@ function emptyBatch(B: number, T: number): Batch {
 }
 
 /** Rows of equal length, one document each: targets are ids shifted by one (HF labels = input_ids). */
-export function batchFromRows(rows: number[][]): Batch {
+export function batchFromRows(rows: number[][], where = 'ids'): Batch {
   if (rows.length === 0 || rows[0].length === 0) {
-    throw new KompresorError({ code: 'input_invalid', where: 'ids', rule: 'a batch needs at least one row of at least one token', found: JSON.stringify(rows) });
+    throw new KompresorError({ code: 'input_invalid', where, rule: 'a batch needs at least one row of at least one token', found: JSON.stringify(rows) });
   }
   const T = rows[0].length;
   rows.forEach((r, b) => {
     if (r.length !== T) {
-      throw new KompresorError({ code: 'input_invalid', where: `ids row ${b}`, rule: 'every row must have the same length (no padding)', expected: `${T} tokens`, found: `${r.length}`, hint: 'split rows with ";" and give each the same number of ids' });
+      throw new KompresorError({ code: 'input_invalid', where: `${where} row ${b}`, rule: 'every row must have the same length (no padding)', expected: `${T} tokens`, found: `${r.length}`, hint: 'split rows with ";" and give each the same number of ids' });
     }
   });
   return batchFromDocs(rows.map((r) => [r]), T, 0);
@@ -50,6 +50,8 @@ export function batchFromDocs(rows: number[][][], T: number, padId: number): Bat
       }
       const start = t;
       doc.forEach((id, i) => {
+        // an Int32Array silently wraps 2**32 + 5 to 5: refuse what it cannot hold
+        if (!Number.isInteger(id) || id < -0x8000_0000 || id > 0x7fff_ffff) throw outOfVocab(`row ${b}`, t, id, 'a 32-bit integer');
         const n = b * T + t;
         batch.ids[n] = id;
         batch.pos[n] = i;
@@ -72,11 +74,19 @@ export function batchFromDocs(rows: number[][][], T: number, padId: number): Bat
 export function checkIds(batch: Batch, vocabSize: number, where = 'ids'): void {
   for (let n = 0; n < batch.ids.length; n++) {
     const id = batch.ids[n];
-    if (id < 0 || id >= vocabSize) {
-      const b = Math.floor(n / batch.T), t = n % batch.T;
-      throw new KompresorError({ code: 'ids_out_of_vocab', where: `${where}[${b}][${t}]`, rule: 'token ids must index the vocabulary', expected: `0 <= id < ${vocabSize}`, found: `${id}`, hint: 'use ids produced by this model\'s tokenizer' });
-    }
+    if (id < 0 || id >= vocabSize) throw outOfVocab(`${where}[${Math.floor(n / batch.T)}]`, n % batch.T, id, `0 <= id < ${vocabSize}`);
   }
+}
+
+/** The same check on rows of ids before they become a batch (so the error shows the id as given). */
+export function checkRowIds(rows: number[][], vocabSize: number, where = 'ids'): void {
+  rows.forEach((r, b) => r.forEach((id, t) => {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw outOfVocab(`${where}[${b}]`, t, id, `0 <= id < ${vocabSize}`);
+  }));
+}
+
+function outOfVocab(row: string, t: number, id: number, expected: string): KompresorError {
+  return new KompresorError({ code: 'ids_out_of_vocab', where: `${row}[${t}]`, rule: 'token ids must index the vocabulary', expected, found: `${id}`, hint: 'use ids produced by this model\'s tokenizer' });
 }
 
 /** Number of targets the loss averages over. */

@@ -20,6 +20,11 @@ export interface GenerateOptions {
   padTokenId?: number;
   /** Called after every step with the new token of each row (-1 for finished rows). */
   onStep?: (tokens: number[]) => void;
+  /**
+   * Called before every sampling step with the next-token logits (B, V) of every row, finished
+   * rows included (a view, reused by the next step: copy what you keep).
+   */
+  onLogits?: (logits: Float32Array) => void;
 }
 
 export interface GenerateResult {
@@ -127,10 +132,21 @@ export function generate(model: Decoder, prompts: number[][], o: GenerateOptions
   if (prompts.length === 0 || prompts.some((p) => p.length === 0)) {
     throw new KompresorError({ code: 'input_invalid', where: 'prompt', rule: 'every prompt needs at least one token', found: JSON.stringify(prompts.map((p) => p.length)) });
   }
+  if (!Number.isSafeInteger(o.maxNewTokens) || o.maxNewTokens < 1) {
+    throw new KompresorError({ code: 'input_invalid', where: 'max_new_tokens', rule: 'generation makes at least one token', expected: 'an integer >= 1', found: String(o.maxNewTokens) });
+  }
   const padId = o.padTokenId ?? o.eosTokenIds[0] ?? 0;
   const { batch, pad } = promptBatch(prompts, padId);
   const B = batch.B, P = batch.T, M = P + o.maxNewTokens, V = model.cfg.vocabSize;
-  const st = new DecodeState(model, B, M, pad);
+  let st: DecodeState;
+  try {
+    st = new DecodeState(model, B, M, pad);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const c = model.cfg, bytes = 2 * 4 * c.numLayers * B * M * c.numKvHeads * c.headDim;
+    throw new KompresorError({ code: 'input_invalid', where: 'max_new_tokens', rule: 'the KV cache for prompt + max_new_tokens must fit in memory',
+      expected: 'a smaller max_new_tokens', found: `${o.maxNewTokens} (a ${(bytes / 2 ** 30).toFixed(1)} GiB cache: ${e.message})` });
+  }
   const rng = new Rng(o.seed);
   const t0 = performance.now();
   prefill(st, batch);
@@ -141,6 +157,7 @@ export function generate(model: Decoder, prompts: number[][], o: GenerateOptions
   const next = new Int32Array(B);
   let steps = 0;
   for (let len = P + 1; ; len++) {
+    o.onLogits?.(st.logits);
     const stepTokens: number[] = [];
     for (let b = 0; b < B; b++) {
       if (done[b]) { next[b] = padId; stepTokens.push(-1); continue; }
