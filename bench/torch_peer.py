@@ -7,7 +7,7 @@ Run with Debian's interpreter (python3-torch, PyTorch 1.13), NOT a pyenv python3
     /usr/bin/python3 bench/torch_peer.py --config tiny15m --threads 2 --tuned
     /usr/bin/python3 bench/torch_peer.py --config smollm135 --steps 5 --warmup 3 --tuned
 
-`--tuned` re-executes the script with the tuning from docs/machine-limits: tcmalloc preloaded
+`--tuned` re-executes the script with the tuning from ../shared/specs/machine-limits.md: tcmalloc preloaded
 (LD_PRELOAD of Debian's libtcmalloc-minimal4) and OMP_WAIT_POLICY=PASSIVE. bench/peers.ts sets the
 same environment itself. Prints ONE JSON object on stdout; progress goes to stderr.
 

@@ -27,7 +27,12 @@ if (!existsSync(cmakeJs)) {
   process.exit(0);
 }
 try {
-  execFileSync(process.execPath, [cmakeJs, 'compile', '-d', join(root, 'native'), '-O', join(root, 'native/build'), '--CDCMAKE_BUILD_TYPE=Release', '-G', 'Ninja'],
+  // Ninja when it is installed (faster rebuilds); plain make otherwise, so a machine without
+  // ninja-build still gets the addon instead of silently falling back to the TypeScript kernels.
+  let haveNinja = true;
+  try { execFileSync('ninja', ['--version'], { stdio: 'ignore' }); } catch { haveNinja = false; }
+  const generator = haveNinja ? ['-G', 'Ninja'] : ['-G', 'Unix Makefiles'];
+  execFileSync(process.execPath, [cmakeJs, 'compile', '-d', join(root, 'native'), '-O', join(root, 'native/build'), '--CDCMAKE_BUILD_TYPE=Release', ...generator],
     { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   console.error('build_native: built ' + out);
 } catch (e) {

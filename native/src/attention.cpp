@@ -1,7 +1,7 @@
 // Causal grouped-query attention over packed rows: forward (saving lse), backward that
 // recomputes the probabilities from q, k and lse (flash-attention style), and KV-cache decode.
 // Same semantics and argument order as src/tensor/kernels/attention.ts (the reference); the
-// derivation is in docs/attention_backward.md.
+// derivation is in docs/attention.md.
 //
 // Dimension legend: B = batch, T = sequence length, nH = query heads, nKV = key/value heads,
 // hd = head_dim, QKV = (nH + 2*nKV)*hd, C = nH*hd, QT = queries per tile.

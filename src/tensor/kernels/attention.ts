@@ -1,7 +1,7 @@
 // Causal grouped-query attention over packed rows, forward / backward / KV-cache decode: the
 // plain TypeScript reference for native/src/attention.cpp. HF modeling_llama (eager attention,
 // repeat_kv for GQA, softmax in float32) with Mistral's sliding window and packed documents.
-// The derivation of the backward pass is in docs/attention_backward.md.
+// The derivation of the backward pass is in docs/attention.md.
 //
 // Dimension legend: B = batch, T = sequence length, nH = query heads, nKV = key/value heads,
 // hd = head_dim, QKV = (nH + 2*nKV)*hd. Query head h reads kv head h / (nH/nKV) (integer division).
