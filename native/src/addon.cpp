@@ -28,6 +28,7 @@ __attribute__((weak)) void register_rope(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_attention(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_swiglu(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_cross_entropy(Napi::Env, Napi::Object) {}
+__attribute__((weak)) void register_kd_loss(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_adamw(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_dtype(Napi::Env, Napi::Object) {}
 
@@ -40,6 +41,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_attention(env, exports);
   register_swiglu(env, exports);
   register_cross_entropy(env, exports);
+  register_kd_loss(env, exports);
   register_adamw(env, exports);
   register_dtype(env, exports);
   return exports;

@@ -10,5 +10,6 @@ void register_rope(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_swiglu(Napi::Env env, Napi::Object exports);
 void register_cross_entropy(Napi::Env env, Napi::Object exports);
+void register_kd_loss(Napi::Env env, Napi::Object exports);
 void register_adamw(Napi::Env env, Napi::Object exports);
 void register_dtype(Napi::Env env, Napi::Object exports);

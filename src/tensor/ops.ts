@@ -9,13 +9,14 @@ import { ropeForward, ropeBackward } from './kernels/rope.ts';
 import { attentionForward, attentionBackward, attentionDecode } from './kernels/attention.ts';
 import { swigluForward, swigluBackward } from './kernels/swiglu.ts';
 import { crossEntropyForwardBackward } from './kernels/cross_entropy.ts';
+import { kdForwardBackward } from './kernels/kd_loss.ts';
 import { adamwUpdate, sumSquares } from './kernels/adamw.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './kernels/dtype.ts';
 
 export const reference: Kernels = {
   matmulForward, matmulBackward, rmsnormForward, rmsnormBackward, ropeForward, ropeBackward,
   attentionForward, attentionBackward, attentionDecode, swigluForward, swigluBackward,
-  crossEntropyForwardBackward, adamwUpdate, sumSquares, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16,
+  crossEntropyForwardBackward, kdForwardBackward, adamwUpdate, sumSquares, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16,
 };
 
 function pick(): Kernels {

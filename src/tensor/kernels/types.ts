@@ -76,6 +76,20 @@ export interface Kernels {
    * caller never holds more than a [chunk, V] block of logits.
    */
   crossEntropyForwardBackward(losses: F32, logits: F32, targets: I32, N: number, V: number, dscale: number): void;
+  /**
+   * Fused logit distillation on a chunk of rows, in place (the KD twin of the cross-entropy above).
+   * With p = softmax(logits[n] / T) (student) and q = softmax(teacherLogits[n] / T) (teacher):
+   * losses[n] = KL(q || p) = sum_v q (log q - log p), or KL(p || q) when reverse, and logits[n] is
+   * overwritten with dscale * d losses[n] / d logits[n]: (p - q) / T forward,
+   * p * (log p - log q - KL) / T reverse. topK in [1, V): both distributions are restricted to
+   * the teacher's k largest logits (ties to the lower id) and renormalised there (ModelOpt
+   * TopKLogitsKLLoss), with a zero gradient elsewhere; 0 (or >= V) = full vocabulary.
+   * targets[n] < 0 ignores row n (loss 0, zero gradient); only their sign is read. A NaN in an
+   * active row gives a NaN loss and gradient row. No T^2 factor (callers scale for it).
+   * Argument order: outputs, in-place logits, inputs, dims, then options and the scale.
+   */
+  kdForwardBackward(losses: F32, logits: F32, teacherLogits: F32, targets: I32, N: number, V: number,
+    temperature: number, topK: number, reverse: boolean, dscale: number): void;
 
   /** PyTorch AdamW in place: p -= lr*wd*p; m,v updated; p -= lr * mhat / (sqrt(vhat) + eps). step >= 1. */
   adamwUpdate(params: F32, grads: F32, m: F32, v: F32, n: number,
