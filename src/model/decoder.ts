@@ -4,7 +4,8 @@
 // tieWordEmbeddings, headDim, ropeScaling) — there is no branch on model_type here.
 //
 // The loss path never materialises [B, T, V] logits: the lm_head runs on chunks of LOGIT_CHUNK
-// rows, and the fused softmax-cross-entropy turns each chunk into its gradient in place.
+// rows, and the fused softmax-cross-entropy (or another ChunkLoss, such as the distillation head)
+// turns each chunk into its gradient in place.
 //
 // Dimension legend: B = batch, T = seq len, N = B*T, C = hidden, F = intermediate, V = vocab,
 // nH/nKV = heads, hd = head_dim, QKV = (nH + 2 nKV) hd, L = layers.
@@ -24,6 +25,14 @@ export type ProbeName =
   | 'post_attention_layernorm'  // (N, C) output of the pre-MLP norm
   | 'attn_pre_o'                // (N, nH*hd) attention output, the input of o_proj
   | 'mlp_act';                  // (N, F) silu(gate)*up, the input of down_proj
+
+/**
+ * A loss on a chunk of lm_head output rows, in the fused cross-entropy kernel's contract: writes
+ * losses[0..rows) for batch rows [r0, r0 + rows) and overwrites logits[rows, V] in place with
+ * d(dscale * sum of those losses)/d(logits). The default is next-token cross-entropy; the
+ * distillation head (src/distill/kd_head.ts) plugs in the KD loss against a teacher.
+ */
+export type ChunkLoss = (losses: Float32Array, logits: Float32Array, r0: number, rows: number, dscale: number) => void;
 
 /** Receives views into the activation arena (no copies); must not keep them past the call. */
 export interface Probe {
@@ -151,10 +160,30 @@ export class Decoder {
   // loss head
 
   /**
-   * Mean next-token cross-entropy over the batch's valid targets, computed chunk by chunk from
-   * the final norm output. With `backward`, also accumulates dlm_head and leaves d(lnf) in dln.
+   * lm_head on rows [r0, r0 + rows) of the final norm output (rows <= the chunk size): a (rows, V)
+   * view of the arena's logits chunk, overwritten by the next call.
    */
-  headLoss(a: Activations, batch: Batch, backward: boolean): { loss: number; count: number } {
+  logitsChunk(a: Activations, r0: number, rows: number): Float32Array {
+    const C = this.cfg.hiddenSize, V = this.cfg.vocabSize;
+    const logits = a.buf.logits.subarray(0, rows * V);                   // (rows, V)
+    K.matmulForward(logits, a.buf.lnf.subarray(r0 * C, (r0 + rows) * C), this.w.lmHead, null, rows, C, V);
+    return logits;
+  }
+
+  /** Next-token cross-entropy as a ChunkLoss (the default loss head). */
+  crossEntropyChunk(batch: Batch): ChunkLoss {
+    const V = this.cfg.vocabSize;
+    return (losses, logits, r0, rows, dscale) =>
+      K.crossEntropyForwardBackward(losses, logits, batch.targets.subarray(r0, r0 + rows), rows, V, dscale);
+  }
+
+  /**
+   * Mean loss over the batch's valid targets (next-token cross-entropy unless `chunkLoss` says
+   * otherwise), computed chunk by chunk from the final norm output. With `backward`, also
+   * accumulates dlm_head and leaves d(lnf) in dln.
+   */
+  headLoss(a: Activations, batch: Batch, backward: boolean,
+    chunkLoss: ChunkLoss = this.crossEntropyChunk(batch)): { loss: number; count: number } {
     const { N, C } = this.nc(batch);
     const V = this.cfg.vocabSize, R = a.buf.logits.length / V;
     const count = countTargets(batch);
@@ -162,10 +191,9 @@ export class Decoder {
     if (backward) a.buf.dln.fill(0);
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
-      const logits = a.buf.logits.subarray(0, rows * V);                 // (rows, V)
+      const logits = this.logitsChunk(a, r0, rows);                      // (rows, V)
       const x = a.buf.lnf.subarray(r0 * C, (r0 + rows) * C);             // (rows, C)
-      K.matmulForward(logits, x, this.w.lmHead, null, rows, C, V);
-      K.crossEntropyForwardBackward(a.buf.losses.subarray(r0, r0 + rows), logits, batch.targets.subarray(r0, r0 + rows), rows, V, dscale);
+      chunkLoss(a.buf.losses.subarray(r0, r0 + rows), logits, r0, rows, dscale);
       if (backward) {
         K.matmulBackward(a.buf.dln.subarray(r0 * C, (r0 + rows) * C), this.dw!.lmHead, null, logits, x, this.w.lmHead, rows, C, V);
       }
@@ -180,9 +208,9 @@ export class Decoder {
   }
 
   /** Forward only: the mean loss. */
-  loss(batch: Batch): number {
+  loss(batch: Batch, chunkLoss?: ChunkLoss): number {
     const a = this.forward(batch);
-    return this.headLoss(a, batch, false).loss;
+    return this.headLoss(a, batch, false, chunkLoss).loss;
   }
 
   /**
@@ -191,13 +219,11 @@ export class Decoder {
    */
   logits(batch: Batch, onChunk: (firstRow: number, rows: number, logits: Float32Array) => void): void {
     const a = this.forward(batch);
-    const { N, C } = this.nc(batch);
-    const V = this.cfg.vocabSize, R = a.buf.logits.length / V;
+    const { N } = this.nc(batch);
+    const R = a.buf.logits.length / this.cfg.vocabSize;
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
-      const logits = a.buf.logits.subarray(0, rows * V);
-      K.matmulForward(logits, a.buf.lnf.subarray(r0 * C, (r0 + rows) * C), this.w.lmHead, null, rows, C, V);
-      onChunk(r0, rows, logits);
+      onChunk(r0, rows, this.logitsChunk(a, r0, rows));
     }
   }
 
@@ -205,10 +231,17 @@ export class Decoder {
   // backward
 
   /** Forward, loss and backward: accumulates into the gradient arena (call zeroGrad first). */
-  lossAndBackward(batch: Batch): number {
+  lossAndBackward(batch: Batch, chunkLoss?: ChunkLoss): number {
     if (!this.grads) this.zeroGrad();
     const a = this.forward(batch);
-    const { loss } = this.headLoss(a, batch, true);
+    const { loss } = this.headLoss(a, batch, true, chunkLoss);
+    this.backward(a, batch);
+    return loss;
+  }
+
+  /** Backward from d(lnf) (left in dln by headLoss) down to the embeddings, into the gradient arena. */
+  backward(a: Activations, batch: Batch): void {
+    if (!this.grads) this.zeroGrad();
     const { N, C } = this.nc(batch);
     const L = this.cfg.numLayers;
     // in the forward pass this was: lnf = rmsnorm(resid[L]) * w.lnf
@@ -216,7 +249,6 @@ export class Decoder {
     K.rmsnormBackward(a.buf.dresid, this.dw!.lnf, a.buf.dln, layerSlice(a.buf.resid, L, N * C), this.w.lnf, a.buf.lnfRstd, N, C);
     for (let l = L - 1; l >= 0; l--) this.layerBackward(l, a, batch);
     this.embedBackward(a, batch);
-    return loss;
   }
 
   /** The layer's kernel calls in reverse; dresid holds d(output) on entry and d(input) on exit. */
