@@ -6,7 +6,7 @@ import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { normalizeConfig, type ModelConfig } from './hf_config.ts';
 import {
-  readSafetensorsHeader, readTensorF32, writeSafetensors, writeAtomic, writeAll, storedBytes,
+  readSafetensorsHeader, readTensorF32, readTensorRowsF32, writeSafetensors, writeAtomic, writeAll, storedBytes,
   type SafetensorsHeader, type TensorInfo, type TensorToWrite, type FloatDtype,
 } from './safetensors.ts';
 
@@ -34,6 +34,8 @@ export interface Checkpoint {
   tensors: Map<string, CheckpointTensor>;
   /** Loads one tensor as float32 (into `out` when given). */
   read(name: string, out?: Float32Array): Float32Array;
+  /** Loads rows [row0, row0 + rows) of a tensor's first dimension (e.g. embedding rows). */
+  readRows(name: string, row0: number, rows: number, out?: Float32Array): Float32Array;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -55,14 +57,22 @@ export function openCheckpoint(dir: string): Checkpoint {
   return {
     dir: abs, config, rawConfig, tensors,
     read(name, out) {
-      const t = tensors.get(name);
-      if (!t) {
-        throw new KompresorError({ code: 'checkpoint_missing_tensor', where: `${abs}: tensor "${name}"`,
-          rule: 'the tensor must be in the checkpoint', found: `${tensors.size} tensors without it` });
-      }
+      const t = find(name);
       return readTensorF32(headers.get(t.file)!, t.info, out);
     },
+    readRows(name, row0, rows, out) {
+      const t = find(name);
+      return readTensorRowsF32(headers.get(t.file)!, t.info, row0, rows, out);
+    },
   };
+  function find(name: string): CheckpointTensor {
+    const t = tensors.get(name);
+    if (!t) {
+      throw new KompresorError({ code: 'checkpoint_missing_tensor', where: `${abs}: tensor "${name}"`,
+        rule: 'the tensor must be in the checkpoint', found: `${tensors.size} tensors without it` });
+    }
+    return t;
+  }
 }
 
 function readJson(path: string, code: 'config_invalid' | 'checkpoint_index', missingHint: string): Record<string, unknown> {

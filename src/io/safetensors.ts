@@ -204,6 +204,24 @@ export function readTensorF32(file: SafetensorsHeader, info: TensorInfo, out?: F
   return dst;
 }
 
+/**
+ * Rows [row0, row0 + rows) of a tensor along its first dimension, as float32 (e.g. a few
+ * embedding rows out of a vocabulary too large to load whole). Rows are contiguous on disk, so
+ * this is readTensorF32 over a narrower byte range.
+ */
+export function readTensorRowsF32(file: SafetensorsHeader, info: TensorInfo, row0: number, rows: number,
+  out?: Float32Array): Float32Array {
+  const total = info.shape[0] ?? 1;
+  if (info.shape.length === 0 || !Number.isSafeInteger(row0) || !Number.isSafeInteger(rows) || row0 < 0 || rows < 0 || row0 + rows > total) {
+    throw new KompresorError({ code: 'shape_mismatch', where: `${file.path}: ${describe(info)}`,
+      rule: 'a row range must lie inside the tensor\'s first dimension', expected: `0 <= row0 <= row0 + rows <= ${total}`,
+      found: `row0 ${row0}, rows ${rows}` });
+  }
+  const rowBytes = numelOf(info.shape.slice(1)) * ITEMSIZE[info.dtype];
+  const begin = info.begin + row0 * rowBytes;
+  return readTensorF32(file, { dtype: info.dtype, shape: [rows, ...info.shape.slice(1)], begin, end: begin + rows * rowBytes }, out);
+}
+
 function describe(info: TensorInfo): string {
   return `${info.dtype} [${info.shape.join(', ')}] at bytes ${info.begin}..${info.end}`;
 }

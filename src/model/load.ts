@@ -4,6 +4,7 @@
 import { openCheckpoint, saveCheckpoint, type Checkpoint } from '../io/checkpoint.ts';
 import type { FloatDtype } from '../io/safetensors.ts';
 import { Decoder } from './decoder.ts';
+import type { ParameterLayout } from './parameters.ts';
 import { KompresorError } from '../errors.ts';
 
 // Buffers some exporters store next to the weights; they are derived, so they are ignored.
@@ -18,10 +19,19 @@ export interface LoadedModel {
 export async function loadModel(dir: string): Promise<LoadedModel> {
   const ck = openCheckpoint(dir);
   const model = new Decoder(ck.config);
-  checkTensorSet(ck, model);
-  for (const s of model.layout.slots) {
-    const t = ck.tensors.get(s.name)!;
-    const found = t.info.shape;
+  checkCheckpoint(ck, model.layout);
+  for (const s of model.layout.slots) ck.read(s.name, model.params.subarray(s.offset, s.offset + s.size));
+  return { model, checkpoint: ck, config: ck.rawConfig };
+}
+
+/**
+ * Refuses a checkpoint whose tensors are not exactly those of the layout config.json implies,
+ * with the shapes it implies (also used by streaming, which never builds the whole model).
+ */
+export function checkCheckpoint(ck: Checkpoint, layout: ParameterLayout): void {
+  checkTensorSet(ck, layout);
+  for (const s of layout.slots) {
+    const found = ck.tensors.get(s.name)!.info.shape;
     if (found.length !== s.shape.length || found.some((d, i) => d !== s.shape[i])) {
       throw new KompresorError({
         code: 'safetensors_shape', where: `${ck.dir}: tensor "${s.name}"`,
@@ -29,23 +39,21 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
         hint: 'the weights do not belong to this config.json (a pruned model needs its own rewritten config)',
       });
     }
-    ck.read(s.name, model.params.subarray(s.offset, s.offset + s.size));
   }
-  return { model, checkpoint: ck, config: ck.rawConfig };
 }
 
-function checkTensorSet(ck: Checkpoint, model: Decoder): void {
-  const missing = model.layout.slots.map((s) => s.name).filter((n) => !ck.tensors.has(n));
+function checkTensorSet(ck: Checkpoint, layout: ParameterLayout): void {
+  const missing = layout.slots.map((s) => s.name).filter((n) => !ck.tensors.has(n));
   if (missing.length > 0) {
     throw new KompresorError({
       code: 'checkpoint_missing_tensor', where: ck.dir, rule: 'every tensor of the architecture must be in the checkpoint',
-      expected: `${model.layout.slots.length} tensors`, found: `${missing.length} missing (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''})`,
+      expected: `${layout.slots.length} tensors`, found: `${missing.length} missing (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''})`,
       hint: 'check that config.json matches the weights (layer count, tie_word_embeddings, attention_bias)',
     });
   }
   // A tied model may still carry a copy of lm_head.weight; it is the embedding, so it is ignored.
-  const extra = [...ck.tensors.keys()].filter((n) => !model.layout.byName.has(n) && !DERIVED.test(n)
-    && !(n === 'lm_head.weight' && model.cfg.tieWordEmbeddings));
+  const extra = [...ck.tensors.keys()].filter((n) => !layout.byName.has(n) && !DERIVED.test(n)
+    && !(n === 'lm_head.weight' && ck.config.tieWordEmbeddings));
   if (extra.length > 0) {
     throw new KompresorError({
       code: 'checkpoint_extra_tensor', where: ck.dir, rule: 'the checkpoint must not hold tensors the architecture does not use',
