@@ -6,6 +6,7 @@ import { KompresorError, renderError } from '../errors.ts';
 import { parseIds, parseNumber, checkOutPath } from './args.ts';
 import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCommand } from './engine_commands.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { registerPruneCommand } from './prune_commands.ts';
 
 const program = new Command();
 program
@@ -81,6 +82,8 @@ program.command('generate')
       console.error(`${r.new_tokens} tokens, prefill ${r.prefill_tokens_per_s.toFixed(1)} tokens/s, decode ${r.decode_tokens_per_s.toFixed(1)} tokens/s`);
     }
   });
+
+registerPruneCommand(program);
 
 export async function main(argv: string[]): Promise<number> {
   try {
