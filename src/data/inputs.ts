@@ -1,0 +1,144 @@
+// Input files of `data prepare` and the documents in them, read as a stream (1 MiB at a time):
+//   .jsonl / .ndjson   one JSON object per line; the document is its `text` field (--text-field);
+//                      blank lines are skipped; bad JSON or a missing field is an error at file:line
+//   .txt / .text / .md --split-on blank-lines (default): a document is a run of non-blank lines,
+//                      joined with "\n" (blank = only whitespace); --split-on file: the whole file,
+//                      exactly as stored, is one document (at most 256 MiB)
+// Folders given as inputs are expanded to the files above inside them (recursively, sorted).
+// Text must be UTF-8; a leading BOM is dropped, and "\r" before "\n" except in --split-on file.
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import { KompresorError } from '../errors.ts';
+import type { SplitOn } from './manifest.ts';
+
+export type InputKind = 'text' | 'jsonl';
+export interface InputFile { path: string; bytes: number; kind: InputKind }
+export interface ReadOptions { splitOn: SplitOn; textField: string }
+
+const KINDS: Record<string, InputKind> = { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.txt': 'text', '.text': 'text', '.md': 'text' };
+const CHUNK_BYTES = 1 << 20;
+export const MAX_FILE_DOC_BYTES = 256 * 2 ** 20;
+
+/** Files to read, in order: files as given, folders expanded (sorted, recursive). */
+export function expandInputs(paths: string[]): InputFile[] {
+  if (paths.length === 0) {
+    throw new KompresorError({ code: 'input_invalid', where: '--input', rule: 'give at least one input file or folder', found: 'none' });
+  }
+  const out: InputFile[] = [];
+  for (const p of paths) {
+    if (!fs.existsSync(p)) throw new KompresorError({ code: 'file_not_found', where: `--input ${p}`, rule: 'every input must exist', found: 'no such file or folder' });
+    if (fs.statSync(p).isDirectory()) {
+      const files = listFolder(p);
+      if (files.length === 0) {
+        throw new KompresorError({ code: 'input_invalid', where: `--input ${p}`, rule: 'a folder input must contain .jsonl, .ndjson, .txt, .text or .md files', found: 'none' });
+      }
+      out.push(...files.map((f) => inputFile(f)));
+    } else {
+      out.push(inputFile(p));
+    }
+  }
+  return out;
+}
+
+function listFolder(dir: string): string[] {
+  const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return entries.flatMap((e) => {
+    const p = nodePath.join(dir, e.name);
+    if (e.isDirectory()) return listFolder(p);
+    return e.isFile() && KINDS[nodePath.extname(e.name).toLowerCase()] ? [p] : [];
+  });
+}
+
+function inputFile(path: string): InputFile {
+  const kind = KINDS[nodePath.extname(path).toLowerCase()];
+  if (!kind) {
+    throw new KompresorError({ code: 'input_invalid', where: `--input ${path}`, rule: 'inputs are JSON Lines or UTF-8 text files',
+      expected: '.jsonl, .ndjson, .txt, .text or .md', found: JSON.stringify(nodePath.extname(path) || '(no extension)'), hint: 'rename the file to say what it holds' });
+  }
+  return { path, bytes: fs.statSync(path).size, kind };
+}
+
+/** The documents of one file, in order. onBytes(n) reports input bytes as they are read. */
+export function* readDocuments(file: InputFile, opts: ReadOptions, onBytes: (n: number) => void): Generator<string> {
+  if (file.kind === 'jsonl') yield* jsonlDocuments(file.path, opts.textField, onBytes);
+  else if (opts.splitOn === 'file') yield wholeFile(file, onBytes);
+  else yield* paragraphs(file.path, onBytes);
+}
+
+function* jsonlDocuments(path: string, field: string, onBytes: (n: number) => void): Generator<string> {
+  let lineNo = 0;
+  for (const line of readLines(path, onBytes)) {
+    lineNo++;
+    if (line.trim() === '') continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (e) {
+      throw jsonlError(path, lineNo, field, `invalid JSON (${(e as Error).message})`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw jsonlError(path, lineNo, field, Array.isArray(v) ? 'an array' : JSON.stringify(v));
+    const text = (v as Record<string, unknown>)[field];
+    if (typeof text !== 'string') {
+      const found = text === undefined ? `no "${field}" (keys ${JSON.stringify(Object.keys(v).slice(0, 8))})` : `"${field}" of type ${text === null ? 'null' : typeof text}`;
+      throw jsonlError(path, lineNo, field, found);
+    }
+    yield text;
+  }
+}
+
+function jsonlError(path: string, line: number, field: string, found: string): KompresorError {
+  return new KompresorError({ code: 'input_invalid', where: `${path}:${line}`, rule: `every line of a JSON Lines file must be an object with a string "${field}" field`,
+    found, hint: field === 'text' ? 'fix the line, or name the field that holds the text with --text-field' : 'fix the line or the --text-field name' });
+}
+
+function* paragraphs(path: string, onBytes: (n: number) => void): Generator<string> {
+  let para: string[] = [];
+  for (const line of readLines(path, onBytes)) {
+    if (line.trim() === '') {
+      if (para.length > 0) yield para.join('\n');
+      para = [];
+    } else {
+      para.push(line);
+    }
+  }
+  if (para.length > 0) yield para.join('\n');
+}
+
+function wholeFile(file: InputFile, onBytes: (n: number) => void): string {
+  if (file.bytes > MAX_FILE_DOC_BYTES) {
+    throw new KompresorError({ code: 'input_invalid', where: file.path, rule: `--split-on file reads a file as one document of at most ${MAX_FILE_DOC_BYTES} bytes`,
+      found: `${file.bytes} bytes`, hint: 'use --split-on blank-lines for large text files' });
+  }
+  const bytes = fs.readFileSync(file.path);
+  onBytes(bytes.length);
+  return decodeUtf8(new TextDecoder('utf-8', { fatal: true }), bytes, file.path, 0, false);
+}
+
+/** Lines of a UTF-8 file without their "\n" (or "\r\n"), read 1 MiB at a time. */
+export function* readLines(path: string, onBytes: (n: number) => void): Generator<string> {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const chunk = Buffer.alloc(CHUNK_BYTES);
+    let carry = '', at = 0;
+    for (let n; (n = fs.readSync(fd, chunk, 0, CHUNK_BYTES, null)) > 0; at += n) {
+      onBytes(n);
+      const lines = (carry + decodeUtf8(decoder, chunk.subarray(0, n), path, at, true)).split('\n');
+      carry = lines.pop()!;
+      for (const l of lines) yield l.endsWith('\r') ? l.slice(0, -1) : l;
+    }
+    carry += decodeUtf8(decoder, new Uint8Array(0), path, at, false);
+    if (carry !== '') yield carry.endsWith('\r') ? carry.slice(0, -1) : carry;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function decodeUtf8(d: TextDecoder, bytes: Uint8Array, path: string, at: number, stream: boolean): string {
+  try {
+    return d.decode(bytes, { stream });
+  } catch {
+    throw new KompresorError({ code: 'input_invalid', where: path, rule: 'text inputs must be UTF-8',
+      found: `invalid UTF-8 in bytes ${at}..${at + bytes.length}`, hint: 'convert the file to UTF-8 (e.g. iconv -t UTF-8)' });
+  }
+}
