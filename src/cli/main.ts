@@ -6,6 +6,7 @@ import { KompresorError, renderError } from '../errors.ts';
 import { parseIds, parseNumber, checkOutPath } from './args.ts';
 import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCommand } from './engine_commands.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { registerDataCommands } from './data_command.ts';
 import { registerPruneCommand } from './prune_commands.ts';
 
 const program = new Command();
@@ -84,6 +85,7 @@ program.command('generate')
   });
 
 registerPruneCommand(program);
+registerDataCommands(program);
 
 export async function main(argv: string[]): Promise<number> {
   try {

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
 import { KompresorError } from '../../src/errors.ts';
 import { byteLevelTokenizer } from '../../src/io/byte_tokenizer.ts';
 import { loadTokenizer } from '../../src/io/tokenizer.ts';
@@ -436,3 +437,27 @@ function ShardReaderHeader(p: string) {
   r.close();
   return r.header;
 }
+
+describe('kompresor data prepare (the executable)', () => {
+  const ROOT = path.resolve(import.meta.dirname, '../..');
+  const run = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [path.join(ROOT, 'bin/kompresor.mjs'), ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+
+  test('--json summary with 2 workers; a bad line is one error line and exit 1', async () => {
+    const dir = fresh('cli');
+    const input = write(dir, 'a.jsonl', JSONL);
+    const r = await run(['data', 'prepare', '--input', input, '--tokenizer', tokDir, '--out', path.join(dir, 'out'), '--workers', '2', '--val-fraction', '0', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.deepEqual([s.documents_read, s.duplicates_dropped, s.empty_dropped, s.documents, s.workers, s.train.tokens],
+      [5, 1, 1, 3, 2, KEPT.slice(0, 3).reduce((a, t) => a + ids(t).length, 0)]);
+    assert.ok(s.tokens_per_s > 0 && s.seconds > 0);
+    const bad = write(dir, 'bad.jsonl', '{"text": 1}\n');
+    const e = await run(['data', 'prepare', '--input', bad, '--tokenizer', tokDir, '--out', path.join(dir, 'out2')]);
+    assert.equal(e.code, 1);
+    assert.equal(e.stderr, `kompresor: ${bad}:1: every line of a JSON Lines file must be an object with a string "text" field; found "text" of type number. Hint: fix the line, or name the field that holds the text with --text-field\n`);
+  });
+});
