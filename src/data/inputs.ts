@@ -123,7 +123,10 @@ export function* readLines(path: string, onBytes: (n: number) => void): Generato
     let carry = '', at = 0;
     for (let n; (n = fs.readSync(fd, chunk, 0, CHUNK_BYTES, null)) > 0; at += n) {
       onBytes(n);
-      const lines = (carry + decodeUtf8(decoder, chunk.subarray(0, n), path, at, true)).split('\n');
+      const text = decodeUtf8(decoder, chunk.subarray(0, n), path, at, true);
+      // a line longer than a chunk grows as a rope and is split once, when its end arrives
+      if (!text.includes('\n')) { carry += text; continue; }
+      const lines = (carry + text).split('\n');
       carry = lines.pop()!;
       for (const l of lines) yield l.endsWith('\r') ? l.slice(0, -1) : l;
     }

@@ -18,6 +18,7 @@ import { prepareData, type PrepareOptions } from '../../src/data/prepare.ts';
 import { checkVocab, readManifest, openSplit } from '../../src/data/manifest.ts';
 import { openPackedData, shuffledOrder } from '../../src/data/packed_source.ts';
 import { ShardReader } from '../../src/data/shards.ts';
+import { readLines } from '../../src/data/inputs.ts';
 
 let tmp: string;
 let tokDir: string;
@@ -185,6 +186,16 @@ describe('data prepare -> shards -> batches', () => {
     } finally {
       split.close();
     }
+  });
+
+  test('lines longer than the 1 MiB read chunk, with a 2-byte character cut by the chunk edge', () => {
+    const dir = fresh('lines');
+    const long = 'x' + 'é'.repeat(700_000);
+    const p = write(dir, 'l.txt', `ab\r\n${long}\n\nb`); // é at odd bytes 5, 7, ...: byte 2^20 falls inside one
+    assert.equal(Buffer.from(fs.readFileSync(p)).subarray(2 ** 20 - 1, 2 ** 20 + 1).toString('utf8'), 'é');
+    let bytes = 0;
+    assert.deepEqual([...readLines(p, (n) => { bytes += n; })], ['ab', long, '', 'b']);
+    assert.equal(bytes, fs.statSync(p).size);
   });
 
   test('dedup: exact text matches across files dropped, first occurrence kept, order kept', async () => {
