@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'tokenizer_invalid' | 'chat_template'
   | 'input_invalid' | 'ids_out_of_vocab'
   | 'shape_mismatch' | 'native_unavailable'
+  | 'training_diverged'
   | 'invalid_prune_plan'
   | 'impl_error';
 

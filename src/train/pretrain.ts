@@ -1,10 +1,15 @@
-// Next-token training on a token stream: random windows of T+0 tokens per row, AdamW with a
-// cosine schedule, gradient clipping. This is the minimal loop the demo uses; the full trainer
-// (data shards, checkpoints, resume, metrics) builds on the same pieces.
+// Next-token training on a token stream held in memory: random windows of T tokens per row, one
+// micro-batch per step. This is the minimal, synchronous loop the demo uses, with no run folder;
+// each step is the shared trainer's optimizerStep (trainer.ts), so the update, clipping and
+// schedule are the ones `kompresor train` uses. Checkpoints, resume and metrics: trainer.ts.
 import type { Decoder } from '../model/decoder.ts';
 import { batchFromRows, type Batch } from '../model/batch.ts';
-import { AdamW, cosineLr, decayGroups, type AdamWConfig } from './optimizer.ts';
+import { AdamW, decayGroups, type AdamWConfig } from './optimizer.ts';
 import { Rng } from '../model/sampling.ts';
+import type { BatchSource, SourceState } from '../data/source.ts';
+import { nextTokenCE } from './objective.ts';
+import { optimizerStep } from './trainer.ts';
+import { KompresorError } from '../errors.ts';
 
 export interface PretrainOptions {
   steps: number;
@@ -42,16 +47,26 @@ export function evalLoss(model: Decoder, tokens: Int32Array, B: number, T: numbe
 
 export function pretrain(model: Decoder, tokens: Int32Array, o: PretrainOptions): { finalLoss: number; seconds: number } {
   const opt = new AdamW(model.layout.total, { lr: o.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1.0, ...o.optimizer }, decayGroups(model.layout.slots));
-  const rng = new Rng(o.seed);
+  const source = new WindowSource(tokens, o.seed);
+  const geometry = { microBatch: o.batchSize, seqLen: o.seqLen, gradAccum: 1, lr: o.lr, minLr: o.minLr, warmup: o.warmup };
   const t0 = performance.now();
   let loss = NaN;
   for (let step = 0; step < o.steps; step++) {
-    const batch = randomWindows(tokens, o.batchSize, o.seqLen, rng);
-    model.zeroGrad();
-    loss = model.lossAndBackward(batch);
-    const lr = cosineLr(step, o.steps, o.lr, o.minLr, o.warmup);
-    const gradNorm = opt.update(model.params, model.grads!, lr);
-    o.onStep?.({ step: step + 1, loss, lr, gradNorm, tokens: (step + 1) * o.batchSize * o.seqLen, seconds: (performance.now() - t0) / 1000 });
+    const r = optimizerStep(model, opt, source, nextTokenCE, geometry, step, o.steps, source.rng);
+    if (r.diverged) {
+      throw new KompresorError({ code: 'training_diverged', where: `step ${step + 1}`, rule: `the ${r.diverged} must be finite`, found: String(r.diverged === 'loss' ? r.loss : r.gradNorm), hint: 'lower the learning rate' });
+    }
+    loss = r.loss;
+    o.onStep?.({ step: step + 1, loss, lr: r.lr, gradNorm: r.gradNorm, tokens: (step + 1) * o.batchSize * o.seqLen, seconds: (performance.now() - t0) / 1000 });
   }
   return { finalLoss: loss, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Random windows of the token stream as a BatchSource (its state is the generator's). */
+class WindowSource implements BatchSource {
+  readonly rng: Rng;
+  constructor(private tokens: Int32Array, seed: number) { this.rng = new Rng(seed); }
+  next(B: number, T: number): Batch { return randomWindows(this.tokens, B, T, this.rng); }
+  state(): SourceState { return { rng: this.rng.state }; }
+  restore(s: SourceState): void { this.rng.state = s.rng as number; }
 }
