@@ -8,6 +8,7 @@ import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCom
 import { writeFileAtomic } from '../io/atomic.ts';
 import { registerDataCommands } from './data_command.ts';
 import { registerPruneCommand } from './prune_commands.ts';
+import { registerTrainCommand } from './train_command.ts';
 
 const program = new Command();
 program
@@ -86,6 +87,7 @@ program.command('generate')
 
 registerPruneCommand(program);
 registerDataCommands(program);
+registerTrainCommand(program);
 
 export async function main(argv: string[]): Promise<number> {
   try {
