@@ -108,7 +108,13 @@ export function accumulateMeanAbs(A: Float64Array, x: Float32Array, W: number, T
     const n = valid[b];
     if (n === 0) continue;
     sum.fill(0, 0, W);
-    for (let t = 0; t < n; t++) {
+    // four tokens per sweep over `sum`: half the time of one (this loop is the probe's whole cost)
+    let t = 0;
+    for (; t + 4 <= n; t += 4) {
+      const o0 = (b * T + t) * W, o1 = o0 + W, o2 = o1 + W, o3 = o2 + W;
+      for (let c = 0; c < W; c++) sum[c] += (Math.abs(x[o0 + c]) + Math.abs(x[o1 + c])) + (Math.abs(x[o2 + c]) + Math.abs(x[o3 + c]));
+    }
+    for (; t < n; t++) {
       const o = (b * T + t) * W;
       for (let c = 0; c < W; c++) sum[c] += Math.abs(x[o + c]);
     }
