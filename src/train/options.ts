@@ -23,7 +23,7 @@ export interface TrainOptions {
   eps: number;
   /** Checkpoint every N steps (0 = only when the run ends or is stopped). */
   saveEvery: number;
-  /** Validation every N steps, at step 0 and at the end (0 = only at the end); needs an EvalSource. */
+  /** Validation every N steps, plus at step 0 and at the end (0 = those two only); needs an EvalSource. */
   evalEvery: number;
   /** Validation batches per evaluation (each microBatch x seqLen). */
   evalBatches: number;

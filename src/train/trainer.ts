@@ -114,12 +114,12 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       const tStep = performance.now();
       const r = optimizerStep(model, opt, run.train, objective, o, s.step, total, s.rng);
       if (r.diverged) throw diverged(run, s, r.diverged, r.diverged === 'loss' ? r.loss : r.gradNorm);
-      const { lr, gradNorm: norm } = r;
       s.step++;
       s.tokens += tokensPerStep(o);
       s.loss = r.loss;
       const dt = (performance.now() - tStep) / 1000;
-      const line: MetricsLine = { step: s.step, tokens: s.tokens, loss: r.loss, lr, grad_norm: norm, tokens_per_s: tokensPerStep(o) / dt, seconds: elapsed(), ...r.metrics };
+      // the objective's extras first: they cannot overwrite the loop's own keys
+      const line: MetricsLine = { ...r.metrics, step: s.step, tokens: s.tokens, loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, tokens_per_s: tokensPerStep(o) / dt, seconds: elapsed() };
       s.log.append(line);
       run.onStep?.(line);
       const last = s.step === total;
