@@ -8,6 +8,7 @@ import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCom
 import { writeFileAtomic } from '../io/atomic.ts';
 import { registerDataCommands } from './data_command.ts';
 import { registerPruneCommand } from './prune_commands.ts';
+import { registerScoreCommand } from './score_command.ts';
 import { registerTrainCommand } from './train_command.ts';
 
 const program = new Command();
@@ -85,6 +86,7 @@ program.command('generate')
     }
   });
 
+registerScoreCommand(program);
 registerPruneCommand(program);
 registerDataCommands(program);
 registerTrainCommand(program);

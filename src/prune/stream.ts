@@ -61,7 +61,7 @@ export function planStream(cfg: ModelConfig, samples: number, seqLen: number, ma
   const avail = maxMemory - BASELINE_BYTES - layerBytes - embedScratch;
   if (avail < perRowAct + perRowHidden && !(force.batchRows && force.groupRows)) {
     throw new KompresorError({ code: 'input_invalid', where: '--max-memory', rule: 'the budget must hold one layer\'s weights and one calibration row',
-      expected: `at least ${gib(maxMemory - avail + perRowAct + perRowHidden)}`, found: gib(maxMemory),
+      expected: `at least ${formatBytes(maxMemory - avail + perRowAct + perRowHidden)}`, found: formatBytes(maxMemory),
       hint: 'raise --max-memory or lower --seq-len' });
   }
   let batchRows = force.batchRows ?? Math.max(1, Math.min(samples, Math.floor(Math.min(ACTIVATION_TARGET_BYTES, avail / 2) / perRowAct)));
@@ -70,7 +70,11 @@ export function planStream(cfg: ModelConfig, samples: number, seqLen: number, ma
   return { batchRows, groupRows, groups: Math.ceil(samples / groupRows), layerBytes, hiddenBytes: Math.min(samples, groupRows) * perRowHidden };
 }
 
-function gib(bytes: number): string { return `${(bytes / 2 ** 30).toFixed(2)} GiB`; }
+/** Bytes in the largest binary unit that keeps the number >= 1 (GiB at most): "1.50 GiB", "12.00 MiB". */
+export function formatBytes(bytes: number): string {
+  const [unit, div] = bytes >= 2 ** 30 ? ['GiB', 2 ** 30] : bytes >= 2 ** 20 ? ['MiB', 2 ** 20] : ['KiB', 2 ** 10];
+  return `${(bytes / div).toFixed(2)} ${unit}`;
+}
 
 export interface StreamOptions {
   plan: StreamPlan;

@@ -78,7 +78,7 @@ describe('plan', () => {
     assert.ok(tight.batchRows <= tight.groupRows);
     assert.ok(tight.hiddenBytes === tight.groupRows * rowHidden && tight.hiddenBytes < 2 * 2 ** 20);
     throwsWith(() => planStream(cfg, 64, 128, BASELINE_BYTES), 'input_invalid',
-      /--max-memory: the budget must hold one layer's weights and one calibration row; expected at least .* GiB, found .* GiB\. Hint: raise --max-memory or lower --seq-len/);
+      /--max-memory: the budget must hold one layer's weights and one calibration row; expected at least [\d.]+ MiB, found 192.00 MiB\. Hint: raise --max-memory or lower --seq-len/);
   });
 });
 
