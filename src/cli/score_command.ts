@@ -119,15 +119,17 @@ function noteStream(o: ScoreOptions, plan: StreamPlan, weights: number, C: numbe
   if (!o.stream) o.log?.(`score: the float32 weights (${formatBytes(weights)}) and activations do not fit --max-memory ${formatBytes(o.maxMemory)}; scoring layer by layer`);
   if (plan.groups === 1) return;
   o.log?.(`score: the hidden states of ${o.samples} rows (${formatBytes(o.samples * o.seqLen * C * 4)}) do not fit the budget; `
-    + `processing ${plan.groups} groups of at most ${plan.groupRows} rows, reading the weights ${plan.groups} times`);
+    + `processing ${plan.groups} groups of at most ${rows(plan.groupRows)}, reading the weights ${plan.groups} times`);
 }
+
+function rows(n: number): string { return n === 1 ? '1 row' : `${n} rows`; }
 
 export function formatScoreSummary(r: ScoreSummary): string {
   const fmt = (n: number) => n.toLocaleString('en-US');
   const layer = (x: { layer: number; bi: number }) => `${x.layer} (${x.bi.toPrecision(4)})`;
   const k = Math.min(3, r.layers_by_bi.length);
-  const how = r.mode === 'memory' ? `in memory, ${r.batch_rows} rows per pass`
-    : `layer by layer, ${r.batch_rows} rows per pass${r.row_groups > 1 ? `, ${r.row_groups} row groups` : ''}`;
+  const how = r.mode === 'memory' ? `in memory, ${rows(r.batch_rows)} per pass`
+    : `layer by layer, ${rows(r.batch_rows)} per pass${r.row_groups > 1 ? `, ${r.row_groups} row groups` : ''}`;
   const lines = [
     `scored ${r.samples} x ${r.seq_len} = ${fmt(r.tokens)} tokens from ${fmt(r.documents_used)} of ${fmt(r.documents)} documents (${how})`,
     `  ${r.seconds.toFixed(2)} s, ${fmt(Math.round(r.tokens_per_s))} tokens/s (+ ${r.prepare_seconds.toFixed(2)} s reading and tokenizing); peak RSS ${formatBytes(r.peak_rss_bytes)}`,

@@ -10,6 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadScores } from '../../src/prune/scores.ts';
 import { parseSize } from '../../src/cli/score_command.ts';
+import { openCheckpoint } from '../../src/io/checkpoint.ts';
+import { planStream } from '../../src/prune/stream.ts';
+import { BASELINE_BYTES } from '../../src/prune/importance.ts';
 import { KompresorError } from '../../src/errors.ts';
 import { relErr, rng } from '../helpers.ts';
 import { tinyModelDir } from './score_fixture.ts';
@@ -60,12 +63,21 @@ fs.mkdirSync(noTokenizer);
 for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(model, f), path.join(noTokenizer, f));
 
 const out = (name: string) => path.join(tmp, name);
+
+/** The smallest budget (1 KiB steps) the stream planner accepts for 4 x 32: rows then go in groups. */
+function tightBudget(): number {
+  const cfg = openCheckpoint(model).config;
+  for (let m = BASELINE_BYTES; ; m += 1024) {
+    try { if (planStream(cfg, 4, 32, m).groups > 1) return m; } catch { /* below one row: keep going */ }
+  }
+}
 const base = (o: string, ...extra: string[]) => ['score', model, '--data', calib, '--samples', '4', '--seq-len', '32', '--out', out(o), ...extra];
 
 const runs = {
   json: kompresor(base('mem.json', '--json')),
   stream: kompresor(base('stream.json', '--json', '--stream')),
   human: kompresor(base('human.json', '--layer-metric', 'loss')),
+  auto: kompresor(base('auto.json', '--max-memory', String(tightBudget()))),
   help: kompresor(['score', '--help']),
   missingData: kompresor(['score', model, '--data', out('nope.txt'), '--seq-len', '32', '--out', out('x.json')]),
   notEnough: kompresor(base('x.json', '--samples', '1000')),
@@ -118,6 +130,18 @@ describe('kompresor score', () => {
     assert.match(r.stdout, /wrote .*human\.json$/m);
     assert.match(r.stderr, /score 4\/4 rows/);
     assert.equal(loadScores(out('human.json')).layers_loss!.length, 3);
+  });
+
+  test('a budget below the weights streams by itself, in row groups when the hidden states do not fit, and says so', async () => {
+    const r = await runs.auto;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^score: the float32 weights \([\d.]+ KiB\) and activations do not fit --max-memory [\d.]+ MiB; scoring layer by layer$/m);
+    assert.match(r.stderr, /^score: the hidden states of 4 rows \(16\.00 KiB\) do not fit the budget; processing (\d) groups of at most \d rows?, reading the weights \1 times$/m);
+    assert.match(r.stdout, /\(layer by layer, \d rows? per pass, \d row groups\)/);
+    assert.match(r.stderr, /score \d+\/\d+ layers/);
+    const a = loadScores(out('auto.json')), b = loadScores(out('mem.json'));
+    assert.equal(a.calibration.mode, 'stream');
+    for (const k of ['hidden', 'heads', 'mlp', 'layers'] as const) assert.ok(relErr(a[k].flat(), b[k].flat()) <= 1e-6, k);
   });
 
   test('--help explains the defaults and the memory modes', async () => {
