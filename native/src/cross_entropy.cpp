@@ -5,6 +5,7 @@
 // computed once, by a branch-free expf that the compiler vectorises (glibc's expf is a scalar
 // call and dominated the row at V = 49152), and the row sum is kept in double.
 #include "common.h"
+#include "exp_nonpos.h"
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -13,34 +14,7 @@
 // these kernels with a handful of rows)
 static const int64_t PARALLEL_MIN = 1 << 16;
 
-// e^x for x <= 0 (a logit minus its row max). Cephes expf: n = round(x / ln2), r = x - n*ln2
-// with ln2 split in two so r is exact, e^r by its degree-7 polynomial (relative error < 2e-7 on
-// [-ln2/2, ln2/2]), then times 2^n built in the exponent bits. Below -87.33 e^x is under the
-// smallest normal float and we return 0 (the reference gives 0 or a subnormal, an absolute
-// difference < 1.2e-38). NaN compares false everywhere and stays NaN.
-static inline float exp_nonpos(float x) {
-  const float lo = -87.33654475f;
-  const float xc = x < lo ? lo : x;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  const float t = xc * 1.44269504088896341f + magic;
-  const float n = t - magic;
-  int32_t ni;
-  std::memcpy(&ni, &t, 4);
-  ni -= 0x4B400000;  // the bits of magic: what is left is n as an integer, in [-126, 0]
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float er = p * r * r + r + 1.0f;
-  const int32_t sbits = (ni + 127) << 23;
-  float s;
-  std::memcpy(&s, &sbits, 4);
-  return x < lo ? 0.0f : er * s;
-}
+using kp::exp_nonpos;  // native/src/exp_nonpos.h
 
 // in the forward pass this is:  loss = lse - x_t,  lse = log sum_j exp(x_j)
 // so the gradient is:           dloss/dx_j = exp(x_j - lse) - [j == t] = softmax_j - onehot_j

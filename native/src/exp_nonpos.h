@@ -1,5 +1,5 @@
 // e^x for x <= 0, branch-free so loops calling it vectorise (glibc's expf is a scalar call).
-// The same Cephes-style expf as in cross_entropy.cpp, shared here for kd_loss.cpp.
+// One Cephes-style expf shared by cross_entropy.cpp, swiglu.cpp and kd_loss.cpp.
 #pragma once
 #include <cstdint>
 #include <cstring>

@@ -4,42 +4,14 @@
 // sigmoid uses a branch-free expf (glibc's expf is a scalar call that blocks vectorisation and
 // measured ~20x slower per element than this one).
 #include "common.h"
+#include "exp_nonpos.h"
 #include <cstring>
 
 // below this many elements a parallel region costs more than it saves (and decoding calls
 // these kernels with a handful of rows)
 static const int64_t PARALLEL_MIN = 1 << 16;
 
-// the same function as in cross_entropy.cpp (kept beside each caller so it inlines into the
-// vectorised loops; a shared native/src header would be the better home).
-// e^x for x <= 0. Cephes expf: n = round(x / ln2), r = x - n*ln2
-// with ln2 split in two so r is exact, e^r by its degree-7 polynomial (relative error < 2e-7 on
-// [-ln2/2, ln2/2]), then times 2^n built in the exponent bits. Below -87.33 e^x is under the
-// smallest normal float and we return 0 (the reference gives 0 or a subnormal, an absolute
-// difference < 1.2e-38). NaN compares false everywhere and stays NaN.
-static inline float exp_nonpos(float x) {
-  const float lo = -87.33654475f;
-  const float xc = x < lo ? lo : x;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  const float t = xc * 1.44269504088896341f + magic;
-  const float n = t - magic;
-  int32_t ni;
-  std::memcpy(&ni, &t, 4);
-  ni -= 0x4B400000;  // the bits of magic: what is left is n as an integer, in [-126, 0]
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float er = p * r * r + r + 1.0f;
-  const int32_t sbits = (ni + 127) << 23;
-  float s;
-  std::memcpy(&s, &sbits, 4);
-  return x < lo ? 0.0f : er * s;
-}
+using kp::exp_nonpos;  // native/src/exp_nonpos.h
 
 // sigmoid(x) from e = e^-|x| in (0, 1], so the exponential never overflows:
 // x >= 0: 1 / (1 + e^-x);  x < 0: e^x / (1 + e^x). Both branches are computed and selected.
