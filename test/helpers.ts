@@ -1,5 +1,6 @@
 // Shared test utilities: a seeded RNG, error norms and a central finite-difference gradient.
 import assert from 'node:assert/strict';
+import { KompresorError } from '../src/errors.ts';
 
 /** Mulberry32: small, fast, deterministic. */
 export function rng(seed: number): () => number {
@@ -68,4 +69,18 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export function assertClose(actual: number, expected: number, tol: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= tol * Math.max(1, Math.abs(expected)),
     `${what}: expected ${expected}, got ${actual} (tolerance ${tol})`);
+}
+
+/**
+ * Asserts that fn throws a KompresorError with this code, a one-line message, and a message
+ * matching every pattern (tests check the text users read, not just that something failed).
+ */
+export function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof KompresorError, `expected KompresorError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    assert.ok(!e.message.includes('\n'), `the message must be one line: ${e.message}`);
+    for (const p of patterns) assert.match(e.message, p);
+    return true;
+  });
 }

@@ -10,6 +10,7 @@ import { KompresorError } from '../../src/errors.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
 import { buildCalibration, calibrationBatch, readDocuments, type CalibrationOptions } from '../../src/prune/calibration.ts';
 import { writeByteTokenizer } from './score_fixture.ts';
+import { throwsWith } from '../helpers.ts';
 
 let tmp: string;
 let tok: LoadedTokenizer;
@@ -26,15 +27,6 @@ function file(name: string, text: string): string {
   return p;
 }
 
-function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof KompresorError, `expected KompresorError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.ok(!e.message.includes('\n'), 'one line');
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
-}
 
 const opts = (o: Partial<CalibrationOptions>): CalibrationOptions => ({ samples: 4, seqLen: 16, seed: 0, vocabSize: 259, ...o });
 

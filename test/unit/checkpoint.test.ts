@@ -8,7 +8,7 @@ import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { openCheckpoint, saveCheckpoint, type SaveTensor } from '../../src/io/checkpoint.ts';
 import { writeSafetensors } from '../../src/io/safetensors.ts';
-import { randn } from '../helpers.ts';
+import { randn, throwsWith } from '../helpers.ts';
 
 const CONFIG = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 16, hidden_size: 8, num_hidden_layers: 1,
@@ -43,14 +43,6 @@ function tinyTensors(): SaveTensor[] {
   return shapes.map(([name, shape], i) => ({ name, shape, data: randn(shape.reduce((a, b) => a * b, 1), 100 + i) }));
 }
 
-function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof KompresorError, `expected KompresorError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
-}
 
 function dataOf(t: SaveTensor): Float32Array {
   return typeof t.data === 'function' ? t.data() : t.data;

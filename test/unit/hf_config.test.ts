@@ -4,7 +4,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { KompresorError } from '../../src/errors.ts';
 import { normalizeConfig, ropeTables, ropeInvFreq, paramCount, type ModelConfig } from '../../src/io/hf_config.ts';
-import { relErr } from '../helpers.ts';
+import { relErr, throwsWith } from '../helpers.ts';
 
 // HuggingFaceTB/SmolLM2-135M
 const SMOLLM2 = {
@@ -36,14 +36,6 @@ const LLAMA32 = {
   bos_token_id: 128000, eos_token_id: [128001, 128008, 128009],
 };
 
-function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof KompresorError, `expected KompresorError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
-}
 
 const norm = (raw: object) => normalizeConfig(raw, 'cfg.json');
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { readSafetensorsHeader, readTensorF32, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
-import { randn } from '../helpers.ts';
+import { randn, throwsWith } from '../helpers.ts';
 
 let tmp: string;
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-st-')); });
@@ -31,14 +31,6 @@ function u16Data(...bits: number[]): Uint8Array {
 }
 
 /** Asserts fn throws a KompresorError with `code` whose message matches every pattern. */
-function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof KompresorError, `expected KompresorError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
-}
 
 describe('safetensors round trip', () => {
   test('F32, F16, BF16 write -> read; F32 exact, halves within their rounding', () => {

@@ -15,21 +15,13 @@ import { buildCalibration, type CalibrationSet } from '../../src/prune/calibrati
 import { scoreInMemory, type Importance } from '../../src/prune/importance.ts';
 import { planStream, scoreStreaming, embedRows } from '../../src/prune/stream.ts';
 import { BASELINE_BYTES } from '../../src/prune/importance.ts';
-import { randn, relErr, rng } from '../helpers.ts';
+import { randn, relErr, rng, throwsWith } from '../helpers.ts';
 import { tinyModelDir } from './score_fixture.ts';
 
 let tmp: string;
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-stream-')); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
-function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof KompresorError, `expected KompresorError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
-}
 
 describe('row-range reads', () => {
   for (const dtype of ['F32', 'BF16', 'F16'] as const) {

@@ -9,15 +9,8 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { KompresorError } from '../../src/errors.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
+import { throwsWith } from '../helpers.ts';
 
-function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof KompresorError, `expected KompresorError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
-}
 
 let tmp: string;
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-tok-')); });
