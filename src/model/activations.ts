@@ -5,6 +5,11 @@
 // Dimension legend: B = batch, T = sequence length, N = B*T token rows, C = hidden,
 // F = intermediate, L = layers, nH/nKV = heads, hd = head_dim, QKV = (nH + 2 nKV) hd,
 // V = vocab, R = rows of logits held at once by the chunked lm_head (LOGIT_CHUNK).
+//
+// A forward-only arena (a distillation teacher, scoring) keeps nothing for backward: every
+// per-layer buffer has ONE layer slot that each layer overwrites, resid has two slots that
+// alternate (layer l reads slot l % 2 and writes (l + 1) % 2), and the backward scratch is empty.
+// layerSlice maps layer l onto the slots a buffer has, so the decoder's kernel calls are the same.
 import type { ModelConfig } from '../io/hf_config.ts';
 
 /** Rows of logits materialised at once by the chunked lm_head + cross-entropy. */
@@ -37,6 +42,7 @@ const ACTIVATION_LAYOUT: [string, (d: Dims) => number, string][] = [
   ['dgateup', (d) => d.N * 2 * d.F, '(N, 2F)'],
   ['dact', (d) => d.N * d.F, '(N, F)'],
 ];
+const BACKWARD_SCRATCH = new Set(['dresid', 'dln', 'dqkv', 'datt', 'dgateup', 'dact']);
 
 export type ActivationName =
   'resid' | 'ln1' | 'ln1Rstd' | 'qkv' | 'att' | 'lse' | 'residMid' | 'ln2' | 'ln2Rstd' | 'gateup' | 'act' |
@@ -46,6 +52,8 @@ export interface Activations {
   B: number;
   T: number;
   bytes: number;
+  /** One slot per per-layer buffer (two for resid), no backward scratch: backward is refused. */
+  forwardOnly: boolean;
   buf: Record<ActivationName, Float32Array>;
 }
 
@@ -58,9 +66,10 @@ export function dimsOf(cfg: ModelConfig, B: number, T: number): Dims {
 }
 
 /** Allocates the arena for (B, T): one ArrayBuffer, views per the layout table. */
-export function allocateActivations(cfg: ModelConfig, B: number, T: number): Activations {
+export function allocateActivations(cfg: ModelConfig, B: number, T: number, forwardOnly = false): Activations {
   const d = dimsOf(cfg, B, T);
-  const sizes = ACTIVATION_LAYOUT.map(([, f]) => f(d));
+  if (forwardOnly) d.L = 1; // resid: (L+1) = 2 alternating slots
+  const sizes = ACTIVATION_LAYOUT.map(([name, f]) => (forwardOnly && BACKWARD_SCRATCH.has(name) ? 0 : f(d)));
   const total = sizes.reduce((a, b) => a + b, 0);
   const arena = new Float32Array(total);
   const buf = {} as Record<ActivationName, Float32Array>;
@@ -69,10 +78,15 @@ export function allocateActivations(cfg: ModelConfig, B: number, T: number): Act
     buf[name as ActivationName] = arena.subarray(off, off + sizes[i]);
     off += sizes[i];
   });
-  return { B, T, bytes: total * 4, buf };
+  return { B, T, bytes: total * 4, forwardOnly, buf };
 }
 
-/** The slice of a stacked [L, ...] buffer for layer l. */
+/**
+ * The slice of a stacked [L, ...] buffer for layer l. A buffer with fewer slots than l + 1 (a
+ * forward-only arena: one slot, or two for resid) gives slot l mod slots.
+ */
 export function layerSlice(a: Float32Array, l: number, per: number): Float32Array {
-  return a.subarray(l * per, (l + 1) * per);
+  const slots = Math.floor(a.length / per);
+  const s = l < slots || slots === 0 ? l : l % slots;
+  return a.subarray(s * per, (s + 1) * per);
 }

@@ -15,7 +15,7 @@ import { kernels as K } from '../tensor/ops.ts';
 import { buildLayout, viewsOf, type ModelViews, type ParameterLayout } from './parameters.ts';
 import { allocateActivations, layerSlice, type Activations } from './activations.ts';
 import { type Batch, checkIds, countTargets } from './batch.ts';
-import { KompresorError } from '../errors.ts';
+import { KompresorError, ensure } from '../errors.ts';
 
 /** Activations a probe can observe, named as the pruning work refers to them. */
 export type ProbeName =
@@ -47,6 +47,11 @@ export class Decoder {
   readonly w: ModelViews;
   grads: Float32Array | null = null;
   dw: ModelViews | null = null;
+  /**
+   * Allocate forward-only activation arenas (one layer's buffers, reused by every layer): for a
+   * model that never runs backward, such as a distillation teacher. backward() then refuses.
+   */
+  forwardOnly = false;
   private acts: Activations | null = null;
   private rope: { cos: Float32Array; sin: Float32Array; maxPos: number } | null = null;
 
@@ -70,9 +75,9 @@ export class Decoder {
 
   /** The activation arena for (B, T), allocated once and reused while the shape stays the same. */
   activations(B: number, T: number): Activations {
-    if (!this.acts || this.acts.B !== B || this.acts.T !== T) {
+    if (!this.acts || this.acts.B !== B || this.acts.T !== T || this.acts.forwardOnly !== this.forwardOnly) {
       this.acts = null; // let the old arena go before allocating the new one
-      this.acts = allocateActivations(this.cfg, B, T);
+      this.acts = allocateActivations(this.cfg, B, T, this.forwardOnly);
     }
     return this.acts;
   }
@@ -188,7 +193,10 @@ export class Decoder {
     const V = this.cfg.vocabSize, R = a.buf.logits.length / V;
     const count = countTargets(batch);
     const dscale = count > 0 ? 1 / count : 0;
-    if (backward) a.buf.dln.fill(0);
+    if (backward) {
+      ensure(!a.forwardOnly, 'Decoder.headLoss', () => 'a backward pass needs a full activation arena; this model allocates forward-only arenas (forwardOnly = true)');
+      a.buf.dln.fill(0);
+    }
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
       const logits = this.logitsChunk(a, r0, rows);                      // (rows, V)
@@ -241,6 +249,7 @@ export class Decoder {
 
   /** Backward from d(lnf) (left in dln by headLoss) down to the embeddings, into the gradient arena. */
   backward(a: Activations, batch: Batch): void {
+    ensure(!a.forwardOnly, 'Decoder.backward', () => 'a backward pass needs a full activation arena; this model allocates forward-only arenas (forwardOnly = true)');
     if (!this.grads) this.zeroGrad();
     const { N, C } = this.nc(batch);
     const L = this.cfg.numLayers;
