@@ -10,6 +10,7 @@ import { registerDataCommands } from './data_command.ts';
 import { registerPruneCommand } from './prune_commands.ts';
 import { registerScoreCommand } from './score_command.ts';
 import { registerTrainCommand } from './train_command.ts';
+import { registerDistillCommand } from './distill_command.ts';
 
 const program = new Command();
 program
@@ -90,6 +91,7 @@ registerScoreCommand(program);
 registerPruneCommand(program);
 registerDataCommands(program);
 registerTrainCommand(program);
+registerDistillCommand(program);
 
 export async function main(argv: string[]): Promise<number> {
   try {

@@ -37,7 +37,7 @@ export interface KdResult {
   loss: number;
   /** Mean KD term over valid tokens (times T^2 with scaleT2). */
   kd: number;
-  /** Mean next-token cross-entropy (with lmLoss; otherwise not computed). */
+  /** Mean next-token cross-entropy (with lmLoss, or when asked for with `withCe`; else not computed). */
   ce?: number;
   /** Valid tokens averaged over. */
   count: number;
@@ -59,21 +59,25 @@ export function teacherChunks(teacher: Decoder, batch: Batch): TeacherChunk {
   return (r0, rows) => teacher.logitsChunk(a, r0, rows);
 }
 
-/** Forward, KD loss and backward for the student: accumulates into its gradient arena. */
-export function kdLossAndBackward(student: Decoder, batch: Batch, teacher: TeacherChunk, opts: Partial<KdOptions> = {}): KdResult {
+/**
+ * Forward, KD loss and backward for the student: accumulates into its gradient arena. `withCe`
+ * also measures the student's next-token CE (a metric; it adds nothing to the gradient) when the
+ * loss does not include it: one copy of each logits chunk and a CE pass over it.
+ */
+export function kdLossAndBackward(student: Decoder, batch: Batch, teacher: TeacherChunk, opts: Partial<KdOptions> = {}, withCe = false): KdResult {
   if (!student.grads) student.zeroGrad();
   const a = student.forward(batch);
   const r = kdHead((chunkLoss, backward) => student.headLoss(a, batch, backward, chunkLoss).loss,
-    student.cfg.vocabSize, batch.targets, teacher, kdOptions(opts), true);
+    student.cfg.vocabSize, batch.targets, teacher, kdOptions(opts), true, withCe);
   student.backward(a, batch);
   return r;
 }
 
-/** Forward only: the KD loss of the student on the batch (evaluation). */
-export function kdLoss(student: Decoder, batch: Batch, teacher: TeacherChunk, opts: Partial<KdOptions> = {}): KdResult {
+/** Forward only: the KD loss of the student on the batch (evaluation); `withCe` as above. */
+export function kdLoss(student: Decoder, batch: Batch, teacher: TeacherChunk, opts: Partial<KdOptions> = {}, withCe = false): KdResult {
   const a = student.forward(batch);
   return kdHead((chunkLoss, backward) => student.headLoss(a, batch, backward, chunkLoss).loss,
-    student.cfg.vocabSize, batch.targets, teacher, kdOptions(opts), false);
+    student.cfg.vocabSize, batch.targets, teacher, kdOptions(opts), false, withCe);
 }
 
 /**
@@ -114,7 +118,7 @@ export function kdOptions(o: Partial<KdOptions>): KdOptions {
 type HeadRunner = (chunkLoss: ChunkLoss, backward: boolean) => number;
 
 function kdHead(run: HeadRunner, V: number, targets: Int32Array, teacher: TeacherChunk, o: KdOptions,
-  backward: boolean): KdResult {
+  backward: boolean, withCe = false): KdResult {
   const count = countValid(targets, targets.length);
   const t2 = o.scaleT2 ? o.temperature * o.temperature : 1;
 
@@ -132,21 +136,33 @@ function kdHead(run: HeadRunner, V: number, targets: Int32Array, teacher: Teache
     if (w * t2 !== 1) for (let i = 0; i < rows; i++) losses[i] *= w * t2;
   };
 
+  // Per chunk the CE kernel runs on a copy of the logits, as both kernels work in place.
+  let copy = new Float32Array(0), ceRows = new Float32Array(0), ceSum = 0;
+  const ceOfCopy = (logits: Float32Array, r0: number, rows: number, dscale: number) => {
+    if (copy.length < rows * V) { copy = new Float32Array(rows * V); ceRows = new Float32Array(rows); }
+    const ce = copy.subarray(0, rows * V), ceLoss = ceRows.subarray(0, rows);
+    ce.set(logits);
+    K.crossEntropyForwardBackward(ceLoss, ce, targets.subarray(r0, r0 + rows), rows, V, dscale);
+    return { ce, ceLoss };
+  };
+  const meanCe = () => (count > 0 ? ceSum / count : 0);
+
   if (!o.lmLoss) {
-    const kd = run((losses, logits, r0, rows, dscale) => kdChunk(losses, logits, r0, rows, dscale, 1), backward);
-    return { loss: kd, kd, count };
+    const kd = run((losses, logits, r0, rows, dscale) => {
+      if (withCe) {
+        const { ceLoss } = ceOfCopy(logits, r0, rows, dscale);
+        for (let i = 0; i < rows; i++) if (targets[r0 + i] >= 0) ceSum += ceLoss[i];
+      }
+      kdChunk(losses, logits, r0, rows, dscale, 1);
+    }, backward);
+    return withCe ? { loss: kd, kd, ce: meanCe(), count } : { loss: kd, kd, count };
   }
 
   // CE + KD. The KD term is rescaled by the detached ratio CE/kd of this micro-batch, so both
   // means must be known before any gradient is written: a measuring pass (forward only) first,
   // then the gradient pass with d total = d CE + w * d kd, w = kdLossScale * CE / kd.
-  // Per chunk the CE kernel runs on a copy of the logits, as both kernels work in place.
-  let copy = new Float32Array(0), ceRows = new Float32Array(0), ceSum = 0;
   const both = (w: number, measure: boolean): ChunkLoss => (losses, logits, r0, rows, dscale) => {
-    if (copy.length < rows * V) { copy = new Float32Array(rows * V); ceRows = new Float32Array(rows); }
-    const ce = copy.subarray(0, rows * V), ceLoss = ceRows.subarray(0, rows);
-    ce.set(logits);
-    K.crossEntropyForwardBackward(ceLoss, ce, targets.subarray(r0, r0 + rows), rows, V, dscale);
+    const { ce, ceLoss } = ceOfCopy(logits, r0, rows, dscale);
     kdChunk(losses, logits, r0, rows, dscale, w);
     if (measure) {
       for (let i = 0; i < rows; i++) if (targets[r0 + i] >= 0) ceSum += ceLoss[i];
@@ -156,7 +172,7 @@ function kdHead(run: HeadRunner, V: number, targets: Int32Array, teacher: Teache
     }
   };
   const kd = run(both(1, true), false);
-  const ce = count > 0 ? ceSum / count : 0;
+  const ce = meanCe();
   // as ModelOpt: no rescaling when either is 0 (e.g. a micro-batch without valid tokens)
   const w = kd > 0 && ce > 0 ? o.kdLossScale * ce / kd : o.kdLossScale;
   const loss = backward ? run(both(w, false), true) : ce + w * kd;
