@@ -11,6 +11,7 @@ import { registerPruneCommand } from './prune_commands.ts';
 import { registerScoreCommand } from './score_command.ts';
 import { registerTrainCommand } from './train_command.ts';
 import { registerDistillCommand } from './distill_command.ts';
+import { registerExportCommand } from './export_command.ts';
 
 const program = new Command();
 program
@@ -92,6 +93,7 @@ registerPruneCommand(program);
 registerDataCommands(program);
 registerTrainCommand(program);
 registerDistillCommand(program);
+registerExportCommand(program);
 
 export async function main(argv: string[]): Promise<number> {
   try {
