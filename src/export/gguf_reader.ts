@@ -151,7 +151,11 @@ export function readGgufTensorF32(file: GgufFile, name: string): Float32Array {
   const bytes = new Uint8Array(tensorBytes(t));
   const fd = fs.openSync(file.path, 'r');
   try {
-    fs.readSync(fd, bytes, 0, bytes.length, file.dataStart + t.offset);
+    for (let got = 0; got < bytes.length;) {
+      const k = fs.readSync(fd, bytes, got, Math.min(bytes.length - got, 0x7fff_f000), file.dataStart + t.offset + got);
+      if (k === 0) throw new KompresorError({ code: 'input_invalid', where: `${file.path}: tensor "${name}"`, rule: 'the tensor data must be in the file', found: `end after ${got} bytes` });
+      got += k;
+    }
   } finally {
     fs.closeSync(fd);
   }
@@ -247,9 +251,16 @@ class FileCursor {
     return t;
   }
 
+  /** Refills from the current position with at least n bytes (take() has checked they exist). */
   private fill(n: number): void {
     if (n > this.buf.length) this.buf = new Uint8Array(n);
-    const got = fs.readSync(this.fd, this.buf, 0, Math.min(this.buf.length, this.fileSize - this.position), this.position);
+    const want = Math.min(this.buf.length, this.fileSize - this.position);
+    let got = 0;
+    while (got < n) {
+      const k = fs.readSync(this.fd, this.buf, got, want - got, this.position + got);
+      if (k === 0) throw this.corrupt('the file must not shrink while it is read', `end after ${got} bytes`);
+      got += k;
+    }
     this.bufStart = this.position;
     this.bufEnd = this.position + got;
   }
