@@ -147,7 +147,7 @@ def reference_slice(src_cfg, src, scores, new_cfg, depth):
 def run_pruner(src_dir, scores_path, out_dir, target, depth):
     cmd = ["node", "--import", "tsx", "src/cli/run.ts", "prune", os.path.relpath(src_dir, ROOT),
            "--scores", os.path.relpath(scores_path, ROOT), "--out", os.path.relpath(out_dir, ROOT),
-           "--target", target, "--depth", depth, "--json"]
+           "--target", target, "--depth", depth, "--json", "--no-report"]   # the committed folder: checkpoint files only
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")

@@ -2,6 +2,8 @@
 // importance scores. Everything that can be refused (flags, scores, plan) is checked before the
 // first tensor is read; then the plan is printed, tensors are sliced one at a time, and the
 // report (per axis before -> after, kept/dropped indices, exact parameter counts) is printed.
+// OUT_DIR/report/ gets the readable report (charts and tables, src/report/pruning_report.ts).
+import nodePath from 'node:path';
 import { Command, Option } from 'commander';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadScores, checkScoresMatch, type ImportanceScores } from '../prune/scores.ts';
@@ -10,6 +12,7 @@ import {
   type PrunePlan, type Selection,
 } from '../prune/plan.ts';
 import { prune, type PruneReport } from '../prune/apply.ts';
+import { checkReportDir, writePruneReport } from '../report/pruning_report.ts';
 import { progressBar, type Progress } from './progress.ts';
 
 export interface PruneCommandOptions {
@@ -18,7 +21,11 @@ export interface PruneCommandOptions {
   target?: string;
   params?: string;
   depth?: string;
+  /** false: no OUT_DIR/report/ (commander's --no-report); written otherwise. */
+  report?: boolean;
 }
+
+export const PRUNE_REPORT_DIR = 'report';
 
 export interface PreparedPrune {
   plan: PrunePlan;
@@ -42,7 +49,14 @@ export function preparePrune(modelDir: string, o: PruneCommandOptions): Prepared
 
 export function pruneCommand(modelDir: string, o: PruneCommandOptions, p: PreparedPrune = preparePrune(modelDir, o),
   onTensor?: (done: number, total: number, name: string) => void): PruneReport {
-  return prune(modelDir, p.plan, p.scores, o.out, { scoresPath: o.scores, onTensor });
+  const reportDir = nodePath.join(o.out, PRUNE_REPORT_DIR);
+  if (o.report !== false) checkReportDir(reportDir, '--out');
+  const report = prune(modelDir, p.plan, p.scores, o.out, { scoresPath: o.scores, onTensor });
+  if (o.report !== false) {
+    writePruneReport(reportDir, p.scores, report, { title: `Pruning ${nodePath.basename(nodePath.resolve(modelDir))}`,
+      links: [{ label: 'prune_report.json', href: '../prune_report.json' }, { label: 'config.json', href: '../config.json' }] });
+  }
+  return report;
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');
@@ -72,7 +86,9 @@ const HELP = `
 Prunes every layer to the same sizes (homogeneous, Minitron / ModelOpt style), keeping the
 highest-scoring channels in importance order, and writes a complete Hugging Face folder:
 weights in the input's dtype, config.json with the new sizes and an explicit head_dim,
-tokenizer and generation files, and prune_report.json (kept/dropped indices per axis).
+tokenizer and generation files, and prune_report.json (kept/dropped indices per axis);
+OUT_DIR/report/index.html shows it with charts (layer importance, head heatmap, sorted MLP
+and hidden importance with the kept/dropped threshold) and tables (--no-report: none).
 
 Axes (HF config names): num_hidden_layers, hidden_size, num_attention_heads, intermediate_size.
   - num_key_value_heads and head_dim are never pruned: num_attention_heads must be a multiple
@@ -101,6 +117,7 @@ export function registerPruneCommand(program: Command): void {
     .option('--params <n>', 'parameter budget: a count (> 1) or a fraction of the original (0 < n <= 1)')
     .addOption(new Option('--depth <mode>', 'which layers go when num_hidden_layers shrinks').choices(['importance', 'contiguous']).default('importance'))
     .option('--json', 'print the prune report as JSON (nothing else on stdout)')
+    .option('--no-report', `write no ${PRUNE_REPORT_DIR}/ folder (charts and tables) into the output`)
     .addHelpText('after', HELP)
     .action((dir: string, o: PruneCommandOptions & { json?: boolean }) => {
       const prepared = preparePrune(dir, o);
@@ -109,7 +126,10 @@ export function registerPruneCommand(program: Command): void {
       let report: PruneReport;
       try { report = pruneCommand(dir, o, prepared, progress.onTensor); } finally { progress.stop(); }
       if (o.json) console.log(JSON.stringify(report));
-      else console.log(`wrote ${o.out}: ${report.files.join(', ')}`);
+      else {
+        console.log(`wrote ${o.out}: ${report.files.join(', ')}`);
+        if (o.report !== false) console.log(`report ${nodePath.join(o.out, PRUNE_REPORT_DIR, 'index.html')}`);
+      }
     });
 }
 

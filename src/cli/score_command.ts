@@ -2,6 +2,7 @@
 // the scores file `prune` reads (src/prune/scores.ts). In memory when the float32 weights fit the
 // budget, layer by layer (src/prune/stream.ts) when they do not or when --stream is given.
 import os from 'node:os';
+import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
@@ -11,6 +12,7 @@ import { buildCalibration, type TxtSplit } from '../prune/calibration.ts';
 import { scoreInMemory, buildScores, arenaBytes, memoryBatchRows, BASELINE_BYTES, type LayerMetric, type ScoreRun } from '../prune/importance.ts';
 import { planStream, scoreStreaming, weightBytes, formatBytes, type StreamPlan } from '../prune/stream.ts';
 import { saveScores } from '../prune/scores.ts';
+import { checkReportDir, defaultReportDir, writeScoreReport } from '../report/pruning_report.ts';
 import { parseNumber, checkOutPath } from './args.ts';
 import { progressBar } from './progress.ts';
 
@@ -33,6 +35,8 @@ export interface ScoreOptions {
   progress: boolean;
   /** Notes for the user (automatic streaming, row groups); default: none. */
   log?: (line: string) => void;
+  /** Folder for the readable report (src/report/pruning_report.ts); none when absent. */
+  report?: string;
 }
 
 export interface ScoreSummary {
@@ -56,10 +60,13 @@ export interface ScoreSummary {
   /** Layers by Block Importance, most important first. */
   layers_by_bi: { layer: number; bi: number }[];
   layers_loss?: number[];
+  /** The report folder, or null when none was written. */
+  report: string | null;
 }
 
 export async function scoreCommand(o: ScoreOptions): Promise<ScoreSummary> {
   checkOutPath(o.out);
+  if (o.report !== undefined) checkReportDir(o.report);
   const ck = openCheckpoint(o.modelDir);
   const cfg = ck.config;
   if (o.seqLen > cfg.maxPositionEmbeddings) {
@@ -91,6 +98,10 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreSummary> {
   const seconds = (performance.now() - t1) / 1000;
   const scores = buildScores(run, { files: o.data, samples: o.samples, seq_len: o.seqLen, tokens: set.tokens, mode, seconds });
   saveScores(o.out, scores);
+  if (o.report !== undefined) {
+    writeScoreReport(o.report, scores, { title: `Importance scores of ${nodePath.basename(nodePath.resolve(o.modelDir))}`,
+      links: [{ label: nodePath.basename(o.out), href: nodePath.relative(o.report, o.out) }] });
+  }
   return {
     out: o.out, mode, samples: o.samples, seq_len: o.seqLen, tokens: set.tokens, documents: set.documents,
     documents_used: set.documentsUsed, prepare_seconds: (t1 - t0) / 1000, seconds, tokens_per_s: set.tokens / seconds,
@@ -98,6 +109,7 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreSummary> {
     peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     layers_by_bi: scores.layers.map((bi, layer) => ({ layer, bi })).sort((a, b) => b.bi - a.bi || a.layer - b.layer),
     ...(scores.layers_loss ? { layers_loss: scores.layers_loss } : {}),
+    report: o.report ?? null,
   };
 }
 
@@ -140,6 +152,7 @@ export function formatScoreSummary(r: ScoreSummary): string {
   ];
   if (r.layers_loss) lines.push(`  loss increase per skipped layer: ${r.layers_loss.map((d, l) => `${l}: ${d.toFixed(4)}`).join(', ')}`);
   lines.push(`wrote ${r.out}`);
+  if (r.report !== null) lines.push(`report ${nodePath.join(r.report, 'index.html')}`);
   return lines.join('\n');
 }
 
@@ -192,6 +205,10 @@ Memory: in memory when the float32 weights plus one row's activations fit --max-
 (default 75% of RAM); otherwise, or with --stream, layer by layer with one layer's weights
 resident and the hidden states carried between layers (in groups of rows if they do not fit).
 
+Report: beside the scores, SCORES without .json plus .report/ (or --report DIR) gets
+index.html (the charts inline, layers ranked), layers.svg (Block Importance per layer),
+heads.svg (layers x heads), mlp.svg and hidden.svg (sorted importance) and report.json.
+
 Example:
   kompresor score ./Qwen2.5-0.5B --data calib.jsonl --out scores.json
 `;
@@ -210,6 +227,8 @@ export function registerScoreCommand(program: Command): void {
     .option('--txt-split <mode>', 'documents of a text file: blank-lines (paragraph blocks) or file (the whole file)', 'blank-lines')
     .option('--seed <s>', 'document order (same files + seed + sizes = same rows)', '0')
     .option('--json', 'print the summary as JSON (no progress bar), including peak RSS')
+    .option('--report <dir>', 'the readable report\'s folder (charts, tables; default: SCORES without .json, plus .report)')
+    .option('--no-report', 'write no report')
     .addHelpText('after', HELP)
     .action(async (dir: string, o: Record<string, string | string[] | boolean | undefined>) => {
       const json = Boolean(o.json);
@@ -224,6 +243,7 @@ export function registerScoreCommand(program: Command): void {
         seed: parseNumber(String(o.seed), '--seed', { min: 0, integer: true }),
         progress: !json,
         log: json ? undefined : (line) => console.error(line),
+        report: o.report === false ? undefined : typeof o.report === 'string' ? o.report : defaultReportDir(String(o.out)),
       });
       console.log(json ? JSON.stringify(r, null, 2) : formatScoreSummary(r));
     });

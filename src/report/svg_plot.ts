@@ -3,7 +3,8 @@
 // series with a legend. Points that are not finite break a line instead of bending it. Output is
 // a standalone, well-formed SVG document; all text is XML-escaped.
 // Limits: linear axes only; every point is drawn, so downsample very long series first
-// (downsample() keeps the endpoints and evenly spaced points).
+// (downsample() keeps the endpoints and evenly spaced points). The axis and text helpers
+// (niceAxis, yTicks, tickFormatter, esc, fmt) are shared with svg_bar.ts and svg_heatmap.ts.
 
 export interface Series {
   name: string;
@@ -41,7 +42,7 @@ export function linePlot(o: LinePlotOptions): string {
   const area: Area = { x: MARGIN.left, y: MARGIN.top, width: W - MARGIN.left - MARGIN.right, height: H - MARGIN.top - MARGIN.bottom };
   const xs = o.series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = o.series.flatMap((s) => s.points.map((p) => p[1]));
-  const xAxis = axis(xs, o.xDomain), yAxis = axis(ys, o.yDomain);
+  const xAxis = niceAxis(xs, o.xDomain), yAxis = niceAxis(ys, o.yDomain);
   const sx = linearScale(xAxis.domain, [area.x, area.x + area.width]);
   const sy = linearScale(yAxis.domain, [area.y + area.height, area.y]); // y grows downwards in SVG
   const parts = [
@@ -104,7 +105,7 @@ function roundTo(v: number, step: number): number {
 }
 
 /** The domain (data range, widened to whole ticks unless fixed) and its ticks. */
-function axis(values: number[], fixed?: [number, number]): { domain: [number, number]; ticks: number[] } {
+export function niceAxis(values: number[], fixed?: [number, number]): { domain: [number, number]; ticks: number[] } {
   if (fixed) return { domain: fixed, ticks: niceTicks(fixed[0], fixed[1]) };
   let lo = Infinity, hi = -Infinity;
   for (const v of values) if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
@@ -125,7 +126,7 @@ function xTicks(ticks: number[], sx: (v: number) => number, a: Area): string[] {
   });
 }
 
-function yTicks(ticks: number[], sy: (v: number) => number, a: Area): string[] {
+export function yTicks(ticks: number[], sy: (v: number) => number, a: Area): string[] {
   const label = tickFormatter(ticks);
   return ticks.map((t) => {
     const y = fmt(sy(t));
@@ -136,7 +137,7 @@ function yTicks(ticks: number[], sy: (v: number) => number, a: Area): string[] {
 }
 
 /** One format for all ticks of an axis: enough decimals for the step, exponents when huge or tiny. */
-function tickFormatter(ticks: number[]): (v: number) => string {
+export function tickFormatter(ticks: number[]): (v: number) => string {
   const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : Math.abs(ticks[0]) || 1;
   const big = Math.max(...ticks.map(Math.abs));
   if (big >= 1e6 || (big > 0 && big < 1e-3)) return (v) => (v === 0 ? '0' : v.toExponential(1));
@@ -192,8 +193,9 @@ function legend(series: Series[], a: Area): string[] {
 function colorOf(s: Series, i: number): string { return s.color ?? PALETTE[i % PALETTE.length]; }
 
 /** Coordinates with two decimals, without trailing zeros. */
-function fmt(v: number): string { return String(Math.round(v * 100) / 100); }
+export function fmt(v: number): string { return String(Math.round(v * 100) / 100); }
 
-function esc(s: string): string {
+/** Text and attribute values, XML-escaped. */
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
