@@ -6,13 +6,19 @@ import type { Batch } from '../model/batch.ts';
 /** JSON-serialisable position of a source; opaque to the trainer. */
 export type SourceState = Record<string, unknown>;
 
-export interface BatchSource {
+export interface BatchSource<TBatch = Batch> {
   /** The next batch: B rows of T tokens, documents packed without attention across them. */
-  next(B: number, T: number): Batch;
+  next(B: number, T: number): TBatch;
   /** Where the source is now (after the last `next`). */
   state(): SourceState;
   /** Continue from a state returned by `state()` of a source over the same data and seed. */
   restore(state: SourceState): void;
+  /**
+   * Optional: awaited by the trainer before the micro-batches of optimizer step `step` (1-based)
+   * are drawn. A source that makes its batches with the model being trained (GRPO rollouts:
+   * sampling, then rewards that may be asynchronous) does that work here.
+   */
+  prepare?(step: number): Promise<void>;
 }
 
 export interface EvalSource {

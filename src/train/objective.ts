@@ -28,10 +28,11 @@ export interface ObjectiveContext {
   rng: Rng;
 }
 
-export interface Objective {
+/** TBatch: what the run's BatchSource hands out (token rows; GRPO: scored rollouts). */
+export interface Objective<TBatch = Batch> {
   /** Short name recorded in state.json (a resumed run must use the same objective). */
   readonly name: string;
-  train(model: Decoder, batch: Batch, ctx: ObjectiveContext): ObjectiveResult;
+  train(model: Decoder, batch: TBatch, ctx: ObjectiveContext): ObjectiveResult;
   /** Forward only, on a validation batch. */
   evaluate(model: Decoder, batch: Batch): ObjectiveResult;
 }

@@ -12,11 +12,14 @@
 // So a resumed run takes exactly the steps the uninterrupted run would have taken: with the same
 // kernels on the same machine its per-step losses are bitwise equal (docs/training.md).
 //
-// The loop is async only to yield to the event loop between steps, so SIGINT/SIGTERM handlers
-// can run and set `shouldStop`. Limits: one process, one writer per run folder.
+// The loop is async to yield to the event loop between steps, so SIGINT/SIGTERM handlers can run
+// and set `shouldStop`, and to await a source's `prepare(step)` (sources that make their batches
+// with the model, such as GRPO rollouts scored by possibly asynchronous rewards) and a run's own
+// `evaluate`. Limits: one process, one writer per run folder.
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import type { Decoder } from '../model/decoder.ts';
+import type { Batch } from '../model/batch.ts';
 import type { BatchSource, EvalSource } from '../data/source.ts';
 import { AdamW, cosineLr, decayGroups } from './optimizer.ts';
 import { Rng } from '../model/sampling.ts';
@@ -31,16 +34,23 @@ import {
   fsyncDir, STATE_FORMAT, STATE_VERSION, type TrainState, type CheckpointFileHook,
 } from './run_checkpoint.ts';
 
-export interface TrainRun {
+/** TBatch: what `train` hands out and `objective` consumes (token rows by default). */
+export interface TrainRun<TBatch = Batch> {
   runDir: string;
   model: Decoder;
   /** The HF config.json written with every checkpoint and with the final model. */
   config: Record<string, unknown>;
   /** Folder whose tokenizer files are copied into RUN_DIR/final/. */
   tokenizerFrom?: string;
-  train: BatchSource;
+  train: BatchSource<TBatch>;
   valid?: EvalSource;
-  objective?: Objective;
+  /** Required when TBatch is not Batch; default next-token cross-entropy. */
+  objective?: Objective<TBatch>;
+  /**
+   * A validation of its own instead of `objective.evaluate` over `valid` (GRPO: greedy decoding
+   * of held-out prompts and their rewards). Run on the same cadence; its loss is the line's loss.
+   */
+  evaluate?: (model: Decoder, step: number) => Promise<ObjectiveResult>;
   options: TrainOptions;
   /** Continue from the run folder's latest checkpoint (weights are loaded into `model`). */
   resume?: boolean;
@@ -92,16 +102,17 @@ interface Loop {
 // ---------------------------------------------------------------------------------------------
 // the loop
 
-export async function train(run: TrainRun): Promise<TrainResult> {
+export async function train<TBatch = Batch>(run: TrainRun<TBatch>): Promise<TrainResult> {
   const o = validateTrainOptions(run.options);
-  const objective = run.objective ?? nextTokenCE;
+  const objective = run.objective ?? (nextTokenCE as Objective<unknown> as Objective<TBatch>);
   const model = run.model;
   const opt = new AdamW(model.layout.total, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, clip: o.clip }, decayGroups(model.layout.slots));
   const s = run.resume ? resumeLoop(run, o, objective, opt) : freshLoop(run, o);
   const total = totalSteps(o);
   const t0 = performance.now(), seconds0 = s.seconds, step0 = s.step;
   const elapsed = () => seconds0 + (performance.now() - t0) / 1000;
-  const evaluate = () => { s.validLoss = evaluateRun(run, o, objective, s); };
+  const canEvaluate = run.valid !== undefined || run.evaluate !== undefined;
+  const evaluate = async () => { s.validLoss = await evaluateRun(run, o, objective, s); };
   const save = () => {
     s.seconds = elapsed();
     s.checkpoint = writeRunCheckpoint(run.runDir, { model, config: run.config, opt, state: stateOf(run, o, objective, s) }, run.onCheckpointFile);
@@ -109,9 +120,10 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     writeTrainingReport(run.runDir, nodePath.basename(nodePath.resolve(run.runDir)));
   };
   try {
-    if (s.step === 0 && run.valid) evaluate();
+    if (s.step === 0 && canEvaluate) await evaluate();
     while (s.step < total) {
       const tStep = performance.now();
+      await run.train.prepare?.(s.step + 1);
       const r = optimizerStep(model, opt, run.train, objective, o, s.step, total, s.rng);
       if (r.diverged) throw diverged(run, s, r.diverged, r.diverged === 'loss' ? r.loss : r.gradNorm);
       s.step++;
@@ -123,7 +135,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       s.log.append(line);
       run.onStep?.(line);
       const last = s.step === total;
-      if (run.valid && (last || (o.evalEvery > 0 && s.step % o.evalEvery === 0))) evaluate();
+      if (canEvaluate && (last || (o.evalEvery > 0 && s.step % o.evalEvery === 0))) await evaluate();
       const stop = !last && run.shouldStop?.() === true;
       if (last || stop || (o.saveEvery > 0 && s.step % o.saveEvery === 0)) save();
       if (stop) return result('stopped');
@@ -153,7 +165,7 @@ export interface StepResult extends ObjectiveResult {
  * Optimizer step `step` (0-based) of `total`: the accumulated gradient, then AdamW (with
  * clipping) at the cosine learning rate of the step, unless the numbers are not finite.
  */
-export function optimizerStep(model: Decoder, opt: AdamW, source: BatchSource, objective: Objective,
+export function optimizerStep<TBatch>(model: Decoder, opt: AdamW, source: BatchSource<TBatch>, objective: Objective<TBatch>,
   o: Pick<TrainOptions, 'microBatch' | 'seqLen' | 'gradAccum' | 'lr' | 'minLr' | 'warmup'>, step: number, total: number, rng: Rng): StepResult {
   const r = accumulateGradients(model, source, objective, o, { step: step + 1, rng });
   const lr = cosineLr(step, total, o.lr, o.minLr, o.warmup);
@@ -169,7 +181,7 @@ export function optimizerStep(model: Decoder, opt: AdamW, source: BatchSource, o
  * (zeroed) gradient arena and scaled by 1/gradAccum. Returns the mean loss and mean extras; stops
  * early on a non-finite loss (the step will not be applied).
  */
-export function accumulateGradients(model: Decoder, source: BatchSource, objective: Objective,
+export function accumulateGradients<TBatch>(model: Decoder, source: BatchSource<TBatch>, objective: Objective<TBatch>,
   o: Pick<TrainOptions, 'microBatch' | 'seqLen' | 'gradAccum'>, ctx: { step: number; rng: Rng }): ObjectiveResult {
   model.zeroGrad();
   let loss = 0;
@@ -188,19 +200,25 @@ export function accumulateGradients(model: Decoder, source: BatchSource, objecti
   return { loss: loss / A, metrics: Object.fromEntries(Object.entries(sums).map(([key, v]) => [key, v / A])) };
 }
 
-/** Mean objective loss and extras over the validation batches; logged with split "validation". */
-function evaluateRun(run: TrainRun, o: TrainOptions, objective: Objective, s: Loop): number {
-  const batches = run.valid!.batches(o.microBatch, o.seqLen, o.evalBatches);
-  let loss = 0;
+/**
+ * Mean objective loss and extras over the validation batches (or the run's own `evaluate`);
+ * logged with split "validation".
+ */
+async function evaluateRun<TBatch>(run: TrainRun<TBatch>, o: TrainOptions, objective: Objective<TBatch>, s: Loop): Promise<number> {
+  let loss = 0, n = 1;
   const sums: Record<string, number> = {};
-  for (const b of batches) {
-    const r = objective.evaluate(run.model, b);
+  const add = (r: ObjectiveResult) => {
     loss += r.loss;
     for (const [key, v] of Object.entries(r.metrics ?? {})) sums[key] = (sums[key] ?? 0) + v;
+  };
+  if (run.evaluate) add(await run.evaluate(run.model, s.step));
+  else {
+    const batches = run.valid!.batches(o.microBatch, o.seqLen, o.evalBatches);
+    for (const b of batches) add(objective.evaluate(run.model, b));
+    n = batches.length;
   }
-  const n = batches.length;
   const line: MetricsLine = { split: 'validation', step: s.step, tokens: s.tokens, loss: loss / n, batches: n };
-  for (const [key, v] of Object.entries(sums)) line[key] = v / n;
+  for (const [key, v] of Object.entries(sums)) if (!(key in line)) line[key] = v / n;
   s.log.append(line);
   run.onEval?.(line);
   return loss / n;
@@ -209,7 +227,7 @@ function evaluateRun(run: TrainRun, o: TrainOptions, objective: Objective, s: Lo
 // ---------------------------------------------------------------------------------------------
 // starting and resuming
 
-function freshLoop(run: TrainRun, o: TrainOptions): Loop {
+function freshLoop<TBatch>(run: TrainRun<TBatch>, o: TrainOptions): Loop {
   const used = fs.existsSync(run.runDir) && (listCheckpoints(run.runDir).length > 0 || fs.existsSync(nodePath.join(run.runDir, 'metrics.jsonl')));
   if (used) {
     throw new KompresorError({ code: 'input_invalid', where: run.runDir, rule: 'a new run needs a new or empty run folder',
@@ -220,7 +238,7 @@ function freshLoop(run: TrainRun, o: TrainOptions): Loop {
   return { step: 0, tokens: 0, seconds: 0, rng: new Rng(o.seed), log, lastSaved: -1, checkpoint: '', loss: NaN };
 }
 
-function resumeLoop(run: TrainRun, o: TrainOptions, objective: Objective, opt: AdamW): Loop {
+function resumeLoop<TBatch>(run: TrainRun<TBatch>, o: TrainOptions, objective: Objective<TBatch>, opt: AdamW): Loop {
   const dir = latestCheckpoint(run.runDir);
   if (!dir) {
     throw new KompresorError({ code: 'file_not_found', where: run.runDir, rule: 'a resumed run needs a checkpoint-<step> folder in the run folder',
@@ -245,7 +263,7 @@ function resumeLoop(run: TrainRun, o: TrainOptions, objective: Objective, opt: A
     loss: st.loss ?? NaN, validLoss: st.validLoss ?? undefined };
 }
 
-function stateOf(run: TrainRun, o: TrainOptions, objective: Objective, s: Loop): TrainState {
+function stateOf<TBatch>(run: TrainRun<TBatch>, o: TrainOptions, objective: Objective<TBatch>, s: Loop): TrainState {
   return {
     format: STATE_FORMAT, version: STATE_VERSION,
     step: s.step, tokens: s.tokens, seconds: s.seconds, loss: finiteOrNull(s.loss), validLoss: finiteOrNull(s.validLoss), rng: s.rng.state,
@@ -259,7 +277,7 @@ function stateOf(run: TrainRun, o: TrainOptions, objective: Objective, s: Loop):
 // endings
 
 /** RUN_DIR/final: config.json, model.safetensors (F32) and the base model's tokenizer files. */
-function writeFinal(run: TrainRun): string {
+function writeFinal<TBatch>(run: TrainRun<TBatch>): string {
   const final = nodePath.join(run.runDir, 'final');
   const tmp = `${final}.tmp-${process.pid}`, old = `${final}.old-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -273,7 +291,7 @@ function writeFinal(run: TrainRun): string {
   return final;
 }
 
-function diverged(run: TrainRun, s: Loop, what: string, value: number): KompresorError {
+function diverged<TBatch>(run: TrainRun<TBatch>, s: Loop, what: string, value: number): KompresorError {
   const good = s.lastSaved >= 0
     ? `the last good checkpoint (${s.checkpoint}, step ${s.lastSaved}) is intact; resume from it with \`${resumeCommand(run)}\`, e.g. with a lower --lr`
     : 'no checkpoint was written yet; start again, e.g. with a lower --lr';
@@ -285,6 +303,6 @@ function finiteOrNull(v: number | undefined): number | null {
   return v !== undefined && Number.isFinite(v) ? v : null;
 }
 
-function resumeCommand(run: TrainRun): string {
+function resumeCommand<TBatch>(run: TrainRun<TBatch>): string {
   return run.resumeCommand ?? `kompresor train --resume ${run.runDir}`;
 }
