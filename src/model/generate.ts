@@ -25,6 +25,11 @@ export interface GenerateOptions {
    * rows included (a view, reused by the next step: copy what you keep).
    */
   onLogits?: (logits: Float32Array) => void;
+  /**
+   * Called after each new token of a row with the row's tokens so far; returning true ends the row
+   * as an EOS would (eval's generate_until stops at stop strings this way).
+   */
+  stopRow?: (row: number, tokens: readonly number[]) => boolean;
 }
 
 export interface GenerateResult {
@@ -165,7 +170,7 @@ export function generate(model: Decoder, prompts: number[][], o: GenerateOptions
       out[b].push(tok);
       next[b] = tok;
       stepTokens.push(tok);
-      if (o.eosTokenIds.includes(tok) || out[b].length >= o.maxNewTokens) done[b] = true;
+      if (o.eosTokenIds.includes(tok) || out[b].length >= o.maxNewTokens || o.stopRow?.(b, out[b])) done[b] = true;
     }
     o.onStep?.(stepTokens);
     if (done.every(Boolean)) break;
