@@ -17,6 +17,11 @@ export interface ObjectiveResult {
   loss: number;
   /** Extra per-batch numbers for metrics.jsonl, e.g. { kl: 0.12 }; averaged like the loss. */
   metrics?: Record<string, number>;
+  /**
+   * Items the loss is a mean over (tokens, pairs): validation averages its batches weighted by
+   * it, so the result is the mean over all items, not a mean of batch means. Default 1.
+   */
+  weight?: number;
 }
 
 export interface ObjectiveContext {
@@ -32,6 +37,12 @@ export interface ObjectiveContext {
 export interface Objective<TBatch = Batch> {
   /** Short name recorded in state.json (a resumed run must use the same objective). */
   readonly name: string;
+  /**
+   * Optional: called once per optimizer step with all of its micro-batches, before the first
+   * `train` of the step, so an objective can normalise over the whole accumulated batch (SFT's
+   * token mean over every micro-batch: TRL's num_items_in_batch).
+   */
+  beginStep?(batches: TBatch[], ctx: { step: number; rng: Rng }): void;
   train(model: Decoder, batch: TBatch, ctx: ObjectiveContext): ObjectiveResult;
   /** Forward only, on a validation batch. */
   evaluate(model: Decoder, batch: Batch): ObjectiveResult;

@@ -23,7 +23,8 @@ export function writeTrainingReport(runDir: string, title: string): string[] {
   for (const l of lines) for (const k of Object.keys(l)) if (!BOOKKEEPING.has(k) && typeof l[k] === 'number') extras.add(k);
   const written: string[] = [];
   for (const key of ['loss', ...[...extras].sort()]) {
-    const file = nodePath.join(dir, `${key}.svg`);
+    // a key such as "rewards/chosen" names a file (rewards_chosen.svg), never a folder
+    const file = nodePath.join(dir, `${key.replace(/[^\w.-]/g, '_')}.svg`);
     writeFileAtomic(file, linePlot({ title: `${title}: ${key}`, xLabel: 'step', yLabel: key, series: curves(key, train, valid) }));
     written.push(file);
   }

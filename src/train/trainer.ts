@@ -186,8 +186,12 @@ export function accumulateGradients<TBatch>(model: Decoder, source: BatchSource<
   model.zeroGrad();
   let loss = 0;
   const sums: Record<string, number> = {};
+  // the step's micro-batches are drawn first (in the order drawing them one by one would take),
+  // so an objective can see the whole accumulated batch before its first backward (SFT's mean)
+  const batches = Array.from({ length: o.gradAccum }, () => source.next(o.microBatch, o.seqLen));
+  objective.beginStep?.(batches, ctx);
   for (let k = 0; k < o.gradAccum; k++) {
-    const r = objective.train(model, source.next(o.microBatch, o.seqLen), { step: ctx.step, micro: k, rng: ctx.rng });
+    const r = objective.train(model, batches[k], { step: ctx.step, micro: k, rng: ctx.rng });
     if (!Number.isFinite(r.loss)) return { loss: r.loss };
     loss += r.loss;
     for (const [key, v] of Object.entries(r.metrics ?? {})) sums[key] = (sums[key] ?? 0) + v;
@@ -205,11 +209,14 @@ export function accumulateGradients<TBatch>(model: Decoder, source: BatchSource<
  * logged with split "validation".
  */
 async function evaluateRun<TBatch>(run: TrainRun<TBatch>, o: TrainOptions, objective: Objective<TBatch>, s: Loop): Promise<number> {
-  let loss = 0, n = 1;
+  let loss = 0, n = 1, weights = 0;
   const sums: Record<string, number> = {};
+  // batches weigh what their result says they average over (tokens, pairs; default 1)
   const add = (r: ObjectiveResult) => {
-    loss += r.loss;
-    for (const [key, v] of Object.entries(r.metrics ?? {})) sums[key] = (sums[key] ?? 0) + v;
+    const w = r.weight ?? 1;
+    loss += w * r.loss;
+    weights += w;
+    for (const [key, v] of Object.entries(r.metrics ?? {})) sums[key] = (sums[key] ?? 0) + w * v;
   };
   if (run.evaluate) add(await run.evaluate(run.model, s.step));
   else {
@@ -217,11 +224,12 @@ async function evaluateRun<TBatch>(run: TrainRun<TBatch>, o: TrainOptions, objec
     for (const b of batches) add(objective.evaluate(run.model, b));
     n = batches.length;
   }
-  const line: MetricsLine = { split: 'validation', step: s.step, tokens: s.tokens, loss: loss / n, batches: n };
-  for (const [key, v] of Object.entries(sums)) if (!(key in line)) line[key] = v / n;
+  const mean = (v: number) => (weights > 0 ? v / weights : 0);
+  const line: MetricsLine = { split: 'validation', step: s.step, tokens: s.tokens, loss: mean(loss), batches: n };
+  for (const [key, v] of Object.entries(sums)) if (!(key in line)) line[key] = mean(v);
   s.log.append(line);
   run.onEval?.(line);
-  return loss / n;
+  return mean(loss);
 }
 
 // ---------------------------------------------------------------------------------------------
