@@ -18,6 +18,11 @@ export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   /** Extra template variables (tools, enable_thinking, date_string, ...). */
   extra?: Record<string, unknown>;
+  /**
+   * Render `{% generation %}` and `{% endgeneration %}` (TRL's assistant-span markers, normally
+   * invisible) as these two strings, so a caller can find the spans in the text (SFT masks).
+   */
+  markGeneration?: [start: string, end: string];
 }
 
 export interface LoadedTokenizer {
@@ -27,9 +32,13 @@ export interface LoadedTokenizer {
   /** Renders the conversation to text; throws 'chat_template' when the folder has no template. */
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): string;
   hasChatTemplate: boolean;
+  /** The template marks assistant spans with {% generation %} ... {% endgeneration %}. */
+  hasGenerationMarkers: boolean;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   bosTokenId: number | null;
+  /** tokenizer_config.json's eos_token (what TRL appends to plain-text completions), or null. */
+  eosTokenId: number | null;
   /** Tokens that end generation: generation_config.json's eos_token_id(s), then the tokenizer's eos_token. */
   eosTokenIds: number[];
   padTokenId: number | null;
@@ -53,6 +62,7 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
   const idOf = (t: string | undefined) => (t === undefined ? null : tok.token_to_id(t) ?? null);
   const template = findTemplate(dir, tokConfig);
   let compiled: Template | null = null;
+  const marked = new Map<string, Template>();
   const bosTokenId = idOf(specials.bos_token as string | undefined);
   const tokEos = idOf(specials.eos_token as string | undefined);
   return {
@@ -61,13 +71,20 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
     decode: (ids, opts) => tok.decode(Array.from(ids), { skip_special_tokens: opts?.skipSpecialTokens ?? false }),
     applyChatTemplate(messages, opts) {
       if (!template) throw noTemplate(dir);
+      if (opts?.markGeneration) {
+        const key = opts.markGeneration.join('\u0000');
+        if (!marked.has(key)) marked.set(key, compile({ ...template, text: withGenerationOutput(template.text, opts.markGeneration) }));
+        return render(marked.get(key)!, template.source, messages, specials, opts);
+      }
       compiled ??= compile(template);
       return render(compiled, template.source, messages, specials, opts);
     },
     hasChatTemplate: template !== null,
+    hasGenerationMarkers: template !== null && GENERATION_TAG.test(template.text),
     tokenToId: (t) => tok.token_to_id(t),
     idToToken: (id) => tok.id_to_token(id),
     bosTokenId,
+    eosTokenId: tokEos,
     eosTokenIds: unique([...generationEos(dir), ...(tokEos === null ? [] : [tokEos])]),
     padTokenId: idOf(specials.pad_token as string | undefined),
     vocabSize: maxId(tok) + 1,
@@ -146,6 +163,16 @@ function findTemplate(dir: string, config: Json): TemplateSource | null {
   }
   throw new KompresorError({ code: 'chat_template', where: source, rule: 'chat_template must be a string or a list of {name, template}',
     found: typeof t });
+}
+
+/** {% generation %} / {% endgeneration %}, with optional whitespace control (TRL: has_generation_markers). */
+const GENERATION_TAG = /\{%-?\s*(?:end)?generation\s*-?%\}/;
+
+/** The template with its generation tags turned into outputs of the marker strings (same whitespace control). */
+function withGenerationOutput(text: string, [start, end]: [string, string]): string {
+  const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return text.replace(/\{%(-?)\s*(end)?generation\s*(-?)%\}/g,
+    (_m, l: string, isEnd: string | undefined, r: string) => `{{${l} ${lit(isEnd ? end : start)} ${r}}}`);
 }
 
 function noTemplate(dir: string): KompresorError {
