@@ -12,6 +12,7 @@ import { registerScoreCommand } from './score_command.ts';
 import { registerTrainCommand } from './train_command.ts';
 import { registerDistillCommand } from './distill_command.ts';
 import { registerExportCommand } from './export_command.ts';
+import { registerBenchCommand } from './bench_command.ts';
 import { registerEvalCommand } from './eval_command.ts';
 
 const program = new Command();
@@ -95,6 +96,7 @@ registerDataCommands(program);
 registerTrainCommand(program);
 registerDistillCommand(program);
 registerExportCommand(program);
+registerBenchCommand(program);
 registerEvalCommand(program);
 
 export async function main(argv: string[]): Promise<number> {

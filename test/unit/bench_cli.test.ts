@@ -1,0 +1,98 @@
+// `kompresor bench` on tiny models: the fields and their consistency (positive figures, ratios
+// computed from the figures, per-model RSS), in our engine with --vs and in llama.cpp through a
+// GGUF export. Timing values themselves are not checked: the machine is shared.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { makeByteModel } from '../gguf_helpers.ts';
+
+const ROOT = path.join(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'bin/kompresor.mjs');
+
+interface Run { code: number | null; stdout: string; stderr: string }
+function kompresor(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+    delete env.NODE_TEST_CONTEXT;
+    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env, timeout: 240_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as unknown as { code: number }).code ?? null) : 0, stdout, stderr });
+    });
+  });
+}
+
+const FIGURES = ['prefill_tokens_per_s', 'time_to_first_token_s', 'decode_tokens_per_s', 'batch_prefill_tokens_per_s',
+  'batch_decode_tokens_per_s', 'peak_rss_bytes', 'load_seconds', 'backend'];
+const SMALL = ['--batch', '2', '--prompt-len', '8', '--new-tokens', '4', '--repeats', '1'];
+
+let tmp: string, big: string, small: string;
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-bench-cli-'));
+  big = path.join(tmp, 'big');
+  small = path.join(tmp, 'small');
+  const dims = { hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2 };
+  makeByteModel(big, 'llama_untied', { ...dims, intermediate_size: 96, num_hidden_layers: 4 }, 5);
+  makeByteModel(small, 'llama_untied', { ...dims, intermediate_size: 64, num_hidden_layers: 3 }, 6);
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('bench MODEL --vs OTHER (kompresor engine): both models\' figures and the ratios between them', async () => {
+  const r = await kompresor(['bench', small, '--vs', big, ...SMALL, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.engine, 'kompresor');
+  assert.deepEqual(s.settings, { batch: 2, prompt_len: 8, new_tokens: 4, repeats: 1, threads: s.settings.threads, gguf_dtype: null, seed: 0 });
+  assert.equal(s.models.length, 2);
+  const [a, b] = s.models;
+  assert.deepEqual([a.layers, a.intermediate_size, b.layers, b.intermediate_size], [3, 64, 4, 96]);
+  for (const m of s.models) {
+    assert.deepEqual(Object.keys(m.figures), FIGURES);
+    for (const k of FIGURES.slice(0, 7)) assert.ok(m.figures[k] > 0 && Number.isFinite(m.figures[k]), `${k} = ${m.figures[k]}`);
+    assert.equal(m.gguf_bytes, null);
+  }
+  assert.ok(a.params < b.params);
+  assert.equal(s.ratios.params_ratio, a.params / b.params);
+  assert.equal(s.ratios.decode_speedup, a.figures.decode_tokens_per_s / b.figures.decode_tokens_per_s);
+  assert.equal(s.ratios.time_to_first_token_speedup, b.figures.time_to_first_token_s / a.figures.time_to_first_token_s);
+  assert.equal(s.ratios.peak_rss_ratio, a.figures.peak_rss_bytes / b.figures.peak_rss_bytes);
+  // each model ran in its own process: its RSS is its own, not the parent's
+  assert.ok(a.figures.peak_rss_bytes !== b.figures.peak_rss_bytes);
+});
+
+test('bench prints a side-by-side table with ratios; one model prints no ratio column', async () => {
+  const r = await kompresor(['bench', small, '--vs', big, ...SMALL]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^engine kompresor: prompt 8 tokens, 4 new tokens, median of 1 runs/);
+  assert.match(r.stdout, /\ndecode tokens\/s \(batch 1\)\s+[\d,.]+\s+[\d,.]+\s+[\d.]+x\n/);
+  assert.match(r.stdout, /\nprefill tokens\/s \(batch 2\)\s+[\d,.]+\s+[\d,.]+\s+[\d.]+x\n/);
+  assert.match(r.stdout, /\npeak RSS\s+\d+ MiB\s+\d+ MiB\s+[\d.]+x\n/);
+  assert.match(r.stderr, /bench: measuring .*small \(kompresor, prompt 8, 4 new tokens, batch 1 and 2, 1 runs\)\n/);
+  const one = await kompresor(['bench', small, ...SMALL, '--repeats', '2']);
+  assert.equal(one.code, 0, one.stderr);
+  assert.doesNotMatch(one.stdout, /ratio/);
+});
+
+test('bench --engine llama.cpp exports to GGUF and measures it with node-llama-cpp (same fields)', async () => {
+  const r = await kompresor(['bench', small, ...SMALL, '--engine', 'llama.cpp', '--threads', '1', '--gguf-dtype', 'f16', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.engine, 'llama.cpp');
+  assert.equal(s.settings.gguf_dtype, 'f16');
+  const [m] = s.models;
+  assert.deepEqual(Object.keys(m.figures), FIGURES);
+  for (const k of FIGURES.slice(0, 7)) assert.ok(m.figures[k] > 0 && Number.isFinite(m.figures[k]), `${k} = ${m.figures[k]}`);
+  assert.match(m.figures.backend, /^llama\.cpp .*CPU, 1 threads/);
+  assert.ok(m.gguf_bytes > 0);
+  assert.equal(s.ratios, null);
+});
+
+test('bench refuses with one line: a missing model, a bad engine', async () => {
+  const r = await kompresor(['bench', path.join(tmp, 'nope')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^kompresor: .*nope: the model folder must exist; found no such folder\./);
+  const e = await kompresor(['bench', small, '--engine', 'onnx']);
+  assert.equal(e.code, 1);
+  assert.match(e.stderr, /option '--engine <engine>' argument 'onnx' is invalid/);
+});
