@@ -12,6 +12,7 @@ import { registerScoreCommand } from './score_command.ts';
 import { registerTrainCommand } from './train_command.ts';
 import { registerDistillCommand } from './distill_command.ts';
 import { registerExportCommand } from './export_command.ts';
+import { registerSearchCommand } from './search_command.ts';
 import { registerBenchCommand } from './bench_command.ts';
 import { registerEvalCommand } from './eval_command.ts';
 
@@ -92,6 +93,7 @@ program.command('generate')
 
 registerScoreCommand(program);
 registerPruneCommand(program);
+registerSearchCommand(program);
 registerDataCommands(program);
 registerTrainCommand(program);
 registerDistillCommand(program);

@@ -195,7 +195,8 @@ function checkTarget(cfg: ModelConfig, target: Partial<AxisSizes>): void {
   }
 }
 
-function budgetOf(p: number, total: number): number {
+/** --params as an absolute count: a fraction (0 < p <= 1) of `total`, or a whole count at most `total`. */
+export function budgetOf(p: number, total: number): number {
   if (!Number.isFinite(p) || p <= 0) {
     throw planError('--params', '--params takes a parameter count (> 1) or a fraction of the original in (0, 1]', { found: String(p) });
   }
