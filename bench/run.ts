@@ -3,6 +3,8 @@
 //   2. per config (tiny15m, smollm135): our engine in a child process (so peak RSS is per config),
 //      then the tuned PyTorch peer (bench/torch_peer.py) on the same shapes, one after the other,
 //   3. a table with the ratios, and `--json FILE` with the same figures.
+// Then the pruning section (bench/pruning.ts): scoring vs plain forward throughput per config, and
+// a streamed scoring run on a checkpoint larger than its --max-memory, with its peak RSS.
 // Flags: --json FILE, --configs a,b, --threads N, --no-torch, --quick (fewer steps, 2048³ peak).
 import { spawn } from 'node:child_process';
 import { writeFileSync, renameSync } from 'node:fs';
@@ -10,6 +12,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { measureSgemmPeak, runTorchPeer, isPeerError, type PeerResult, type PeerError, type SgemmPeak } from './peers.ts';
 import { BENCH_CONFIGS, type EngineResult } from './engine.ts';
+import { runPruningBench, pruningTable } from './pruning.ts';
 
 /** Any of the bench's results or an {error} in its place. */
 function failed<T extends object>(r: T | PeerError): r is PeerError {
@@ -128,12 +131,15 @@ async function main(): Promise<void> {
     }
     reports.push(report(e, peak.peak_gflops, t));
   }
+  const pruning = await runPruningBench({ configs: a.configs, threads: a.threads, quick: a.quick, log: (l) => console.error(l) });
   console.log(`sgemm peak (${peak.peak_size}³, ${a.threads} threads, ${peak.blas.split(' ').slice(0, 2).join(' ')}): ${peak.peak_gflops.toFixed(1)} GFLOP/s\n`);
   console.log(table(reports, peak));
+  console.log('\nPruning: calibration and streaming (bench/pruning.ts):\n');
+  console.log(pruningTable(pruning));
   if (a.json) {
     const doc = {
       machine: { cpu, cores: cpus().length, threads: a.threads, node: process.version, date: new Date().toISOString() },
-      sgemm: peak, configs: Object.fromEntries(reports.map((r) => [r.config, r])),
+      sgemm: peak, configs: Object.fromEntries(reports.map((r) => [r.config, r])), pruning,
     };
     writeAtomic(a.json, JSON.stringify(doc, null, 1));
     console.error(`bench: wrote ${a.json}`);
