@@ -15,6 +15,7 @@ import { registerExportCommand } from './export_command.ts';
 import { registerSearchCommand } from './search_command.ts';
 import { registerBenchCommand } from './bench_command.ts';
 import { registerEvalCommand } from './eval_command.ts';
+import { registerSftCommand } from './sft_command.ts';
 
 const program = new Command();
 program
@@ -100,6 +101,7 @@ registerDistillCommand(program);
 registerExportCommand(program);
 registerBenchCommand(program);
 registerEvalCommand(program);
+registerSftCommand(program);
 
 export async function main(argv: string[]): Promise<number> {
   try {

@@ -1,0 +1,58 @@
+// What `kompresor sft` and `kompresor dpo` share besides the trainer flags: checks of the model
+// folder and of the token ids against its vocabulary, the saved state of a run being resumed,
+// and the data summary line.
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import { KompresorError } from '../errors.ts';
+import { latestCheckpoint, readTrainState, type TrainState } from '../train/run_checkpoint.ts';
+import type { LoadedTokenizer } from '../io/tokenizer.ts';
+import type { AlignData, TokenExample } from '../align/data.ts';
+
+export function checkModelFolder(dir: string, flag: string, tokenizer = true): void {
+  if (!fs.existsSync(nodePath.join(dir, 'config.json'))) {
+    throw new KompresorError({ code: 'file_not_found', where: `${flag} ${dir}`, rule: 'the model folder must exist and hold config.json and safetensors weights',
+      found: fs.existsSync(dir) ? 'no config.json in it' : 'no such folder', hint: 'pass a local Hugging Face model folder' });
+  }
+  if (tokenizer && !fs.existsSync(nodePath.join(dir, 'tokenizer.json'))) {
+    throw new KompresorError({ code: 'file_not_found', where: `${flag} ${dir}`, rule: 'alignment data is tokenized with the model\'s own tokenizer: the folder must hold tokenizer.json',
+      found: 'no tokenizer.json', hint: 'copy the tokenizer files of the model it came from into the folder' });
+  }
+}
+
+/** The newest checkpoint's state of a run started by `command`; one-line errors otherwise. */
+export function resumeState(runDir: string, command: string): { dir: string; state: TrainState } {
+  const dir = latestCheckpoint(runDir);
+  if (!dir) {
+    throw new KompresorError({ code: 'file_not_found', where: runDir, rule: 'a resumed run needs a checkpoint-<step> folder in the run folder', found: 'none',
+      hint: 'the run stopped before its first checkpoint (or this is not a run folder); start it again' });
+  }
+  const state = readTrainState(dir);
+  const saved = String((state.meta as { command?: unknown }).command);
+  if (saved !== command) {
+    throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: `kompresor ${command} resumes runs it started`, found: `a run of "${saved}"`,
+      hint: `resume it with \`kompresor ${saved} --resume ${runDir}\`` });
+  }
+  return { dir, state };
+}
+
+/** Every token id must index the model's embedding: refused up front, naming the row. */
+export function checkVocab(examples: Iterable<TokenExample>, vocabSize: number, tok: LoadedTokenizer): void {
+  for (const e of examples) {
+    for (const id of e.ids) {
+      if (id >= vocabSize) {
+        throw new KompresorError({ code: 'ids_out_of_vocab', where: e.where, rule: 'token ids must index the model\'s vocabulary',
+          expected: `ids < vocab_size ${vocabSize}`, found: `id ${id} (${JSON.stringify(tok.idToToken(id))})`, hint: 'use the tokenizer the model was trained with' });
+      }
+    }
+  }
+}
+
+/** "train: 980 examples from 1000 rows (20 dropped: data.jsonl:17, ...), 12,345 completion tokens" */
+export function describeData<T>(label: string, d: AlignData<T>, what: string, tokens: number): string {
+  const drop = d.dropped.length > 0 ? ` (${d.dropped.length} dropped with --drop-long: ${d.dropped.slice(0, 3).join(', ')}${d.dropped.length > 3 ? ', ...' : ''})` : '';
+  return `${label}: ${d.examples.length.toLocaleString('en-US')} ${what} from ${d.rows.toLocaleString('en-US')} rows${drop}, ${tokens.toLocaleString('en-US')} completion tokens`;
+}
+
+export function abs(p: string | undefined): string | null {
+  return p === undefined ? null : nodePath.resolve(p);
+}
