@@ -189,10 +189,11 @@ function mlpCurves(scores: ImportanceScores, dropped: Set<number>): Series[] {
   });
 }
 
-/** The kept/dropped boundary as a vertical dashed line at rank `kept`, when the axis shrinks. */
+/** The kept/dropped boundary as a vertical line at rank `kept`, when the axis shrinks. */
 function threshold(kept: number | undefined, total: number, y: [number, number]): Series[] {
   if (kept === undefined || kept >= total) return [];
-  return [{ name: `keep ${kept} of ${total}`, points: [[kept, y[0]], [kept, y[1]]], color: '#000000', dashed: true }];
+  // dark red: no layer curve has it (the palette's black is a curve's colour)
+  return [{ name: `keep ${kept} of ${total}`, points: [[kept, y[0]], [kept, y[1]]], color: '#b2182b' }];
 }
 
 // ---------------------------------------------------------------------------------------------
