@@ -13,7 +13,7 @@ import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { buildLayout } from '../model/parameters.ts';
 import { exportGguf, EXPORT_DTYPES, type ExportDtype } from '../export/gguf_export.ts';
-import type { BenchChildOptions, BenchEngine, BenchFigures } from '../eval/bench.ts';
+import { mergeFigures, type BenchChildOptions, type BenchEngine, type BenchFigures } from '../eval/bench.ts';
 import { parseNumber } from './args.ts';
 
 export interface BenchOptions {
@@ -24,6 +24,8 @@ export interface BenchOptions {
   promptLen: number;
   newTokens: number;
   repeats: number;
+  /** Child processes per model, alternating between the models (A B A B ...) so slow spells of a shared machine hit both. */
+  rounds: number;
   threads: number;
   ggufDtype: ExportDtype;
   seed: number;
@@ -47,7 +49,7 @@ export interface BenchModel {
 
 export interface BenchSummary {
   engine: BenchEngine;
-  settings: { batch: number; prompt_len: number; new_tokens: number; repeats: number; threads: number; gguf_dtype: ExportDtype | null; seed: number };
+  settings: { batch: number; prompt_len: number; new_tokens: number; repeats: number; rounds: number; threads: number; gguf_dtype: ExportDtype | null; seed: number };
   machine: { cpu: string; cores: number; node: string; platform: string };
   models: BenchModel[];
   /**
@@ -63,25 +65,29 @@ export async function benchCommand(o: BenchOptions): Promise<BenchSummary> {
   const tmp = o.engine === 'llama.cpp' ? fs.mkdtempSync(nodePath.join(os.tmpdir(), 'kompresor-bench-')) : null;
   const models: BenchModel[] = [];
   try {
-    for (const [i, p] of paths.entries()) {
-      let target = p, ggufBytes: number | null = null;
-      if (tmp) {
-        target = nodePath.join(tmp, `model${i}.gguf`);
-        o.log?.(`bench: exporting ${p} to GGUF (${o.ggufDtype})`);
-        ggufBytes = exportGguf(p, target, { dtype: o.ggufDtype }).bytes;
+    const targets = paths.map((p, i) => {
+      if (!tmp) return { path: p, bytes: null };
+      const file = nodePath.join(tmp, `model${i}.gguf`);
+      o.log?.(`bench: exporting ${p} to GGUF (${o.ggufDtype})`);
+      return { path: file, bytes: exportGguf(p, file, { dtype: o.ggufDtype }).bytes };
+    });
+    const parts: BenchFigures[][] = paths.map(() => []);
+    for (let round = 0; round < o.rounds; round++) {
+      for (const [i, p] of paths.entries()) {
+        o.log?.(`bench: measuring ${p} (${o.engine}, prompt ${o.promptLen}, ${o.newTokens} new tokens, batch 1 and ${o.batch}, ${o.repeats} runs`
+          + `${o.rounds > 1 ? `, round ${round + 1}/${o.rounds}` : ''})`);
+        parts[i].push(await runChild({ engine: o.engine, path: targets[i].path, vocabSize: infos[i].vocab_size, batch: o.batch, promptLen: o.promptLen,
+          newTokens: o.newTokens, repeats: o.repeats, threads: o.threads, seed: o.seed }));
       }
-      o.log?.(`bench: measuring ${p} (${o.engine}, prompt ${o.promptLen}, ${o.newTokens} new tokens, batch 1 and ${o.batch}, ${o.repeats} runs)`);
-      const figures = await runChild({ engine: o.engine, path: target, vocabSize: infos[i].vocab_size, batch: o.batch, promptLen: o.promptLen,
-        newTokens: o.newTokens, repeats: o.repeats, threads: o.threads, seed: o.seed });
-      models.push({ ...infos[i], gguf_bytes: ggufBytes, figures });
     }
+    paths.forEach((_, i) => models.push({ ...infos[i], gguf_bytes: targets[i].bytes, figures: mergeFigures(parts[i]) }));
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
   const cpus = os.cpus();
   return {
     engine: o.engine,
-    settings: { batch: o.batch, prompt_len: o.promptLen, new_tokens: o.newTokens, repeats: o.repeats, threads: o.threads,
+    settings: { batch: o.batch, prompt_len: o.promptLen, new_tokens: o.newTokens, repeats: o.repeats, rounds: o.rounds, threads: o.threads,
       gguf_dtype: o.engine === 'llama.cpp' ? o.ggufDtype : null, seed: o.seed },
     machine: { cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, node: process.version, platform: `${os.platform()} ${os.arch()}` },
     models,
@@ -156,7 +162,7 @@ export function formatBench(s: BenchSummary): string {
   const lines = table.map((r) => r.map((x, c) => (c === 0 ? x.padEnd(w[c]) : x.padStart(w[c]))).join('  ').trimEnd());
   const st = s.settings;
   lines.unshift(`engine ${s.engine}${st.gguf_dtype ? ` (GGUF ${st.gguf_dtype})` : ''}: prompt ${st.prompt_len} tokens, ${st.new_tokens} new tokens, `
-    + `median of ${st.repeats} runs, ${st.threads} threads; ${a.figures.backend}`);
+    + `median of ${st.repeats * st.rounds} runs${st.rounds > 1 ? ` (${st.rounds} alternating rounds of ${st.repeats})` : ''}, ${st.threads} threads; ${a.figures.backend}`);
   lines.push(`machine: ${s.machine.cpu}, ${s.machine.cores} cores, Node ${s.machine.node}`);
   if (b) lines.push('ratio: MODEL over --vs (speed-ups > 1 mean MODEL is faster; parameters and RSS as fractions)');
   return lines.join('\n');
@@ -172,7 +178,9 @@ Prompts are random token ids; generation ignores EOS so every run makes --new-to
 --engine llama.cpp exports each model to GGUF (--gguf-dtype, default f32 like our engine) in a
 temporary folder and measures it with node-llama-cpp's prebuilt llama.cpp (CPU).
 With --vs, both models run in the same invocation, one after the other, and the ratios say how
-many times faster MODEL is. The machine may be shared: compare only figures from one run.
+many times faster MODEL is. The machine may be shared: compare only figures from one run, and
+use --rounds K to alternate the models K times (A B A B ...) so a slow spell hits both; the
+figures are then medians over all K x --repeats runs and peak RSS the largest of the rounds.
 
 Examples:
   kompresor bench ./pruned --vs ./teacher
@@ -188,7 +196,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--batch <n>', 'the larger batch', '8')
     .option('--prompt-len <p>', 'prompt tokens', '128')
     .option('--new-tokens <n>', 'generated tokens per prompt', '64')
-    .option('--repeats <n>', 'timed runs per figure (the median is reported)', '3')
+    .option('--repeats <n>', 'timed runs per figure and child process (the median is reported)', '3')
+    .option('--rounds <n>', 'child processes per model, alternating between the models (for a noisy, shared machine)', '1')
     .option('--threads <n>', 'threads for both engines', String(Math.min(os.cpus().length, 2)))
     .addOption(new Option('--gguf-dtype <type>', 'GGUF weight type for --engine llama.cpp').choices([...EXPORT_DTYPES]).default('f32'))
     .option('--seed <s>', 'seed of the random prompts', '0')
@@ -199,7 +208,7 @@ export function registerBenchCommand(program: Command): void {
       const s = await benchCommand({
         model: dir, vs: o.vs as string | undefined, engine: o.engine as BenchEngine,
         batch: int(o.batch, '--batch', 1), promptLen: int(o.promptLen, '--prompt-len', 2), newTokens: int(o.newTokens, '--new-tokens', 2),
-        repeats: int(o.repeats, '--repeats', 1), threads: int(o.threads, '--threads', 1), ggufDtype: o.ggufDtype as ExportDtype,
+        repeats: int(o.repeats, '--repeats', 1), rounds: int(o.rounds, '--rounds', 1), threads: int(o.threads, '--threads', 1), ggufDtype: o.ggufDtype as ExportDtype,
         seed: int(o.seed, '--seed', 0), log: o.json ? undefined : (line) => console.error(line),
       });
       console.log(o.json ? JSON.stringify(s, null, 2) : formatBench(s));

@@ -96,7 +96,8 @@ export function prefixToken(tok: LoadedTokenizer): number {
 // output
 
 export function formatEval(s: EvalSummary): string {
-  const fmt = (v: unknown) => (typeof v === 'number' ? (v === 0 ? '0' : Math.abs(v) >= 1000 ? v.toFixed(1) : v.toPrecision(4)) : String(v ?? '-'));
+  const fmt = (v: unknown) => (typeof v !== 'number' ? String(v ?? '-') : v === 0 ? '0'
+    : Math.abs(v) >= 1e6 ? v.toExponential(3) : Math.abs(v) >= 1000 ? v.toFixed(1) : v.toPrecision(4));
   const rows: string[][] = [['task', 'metric', 'value', 'stderr', ...(s.teacher_results ? ['teacher', 'recovery %'] : [])]];
   for (const [task, m] of Object.entries(s.results)) {
     for (const key of Object.keys(s.higher_is_better[task])) {

@@ -11,7 +11,8 @@
 //              evaluate(prompt) up to its first yield. Batch N = N sequences of one context
 //              decoded concurrently (node-llama-cpp puts their tokens into one llama_decode batch).
 //
-// Figures, both engines (median over --repeats runs after one warm-up run):
+// Figures, both engines (median over --repeats runs after one warm-up run; with several rounds,
+// the median over the runs of all rounds, see mergeFigures):
 //   prefill_tokens_per_s        P prompt tokens / prefill seconds, batch 1
 //   time_to_first_token_s       prompt in -> first new token out, batch 1
 //   decode_tokens_per_s         new tokens / seconds after the first one (our engine: decode steps
@@ -52,6 +53,28 @@ export interface BenchFigures {
   load_seconds: number;
   /** What ran: native kernels or not, llama.cpp's build. */
   backend: string;
+  /** Every timed run's value of the five speed figures (the figures are their medians). */
+  runs: Record<RunKey, number[]>;
+}
+
+export const RUN_KEYS = ['prefill_tokens_per_s', 'time_to_first_token_s', 'decode_tokens_per_s', 'batch_prefill_tokens_per_s', 'batch_decode_tokens_per_s'] as const;
+export type RunKey = typeof RUN_KEYS[number];
+
+/** The figures of several children (rounds) of one model: medians over all their runs, the largest RSS. */
+export function mergeFigures(parts: BenchFigures[]): BenchFigures {
+  const runs = Object.fromEntries(RUN_KEYS.map((k) => [k, parts.flatMap((p) => p.runs[k])])) as Record<RunKey, number[]>;
+  return {
+    ...(Object.fromEntries(RUN_KEYS.map((k) => [k, median(runs[k])])) as Record<RunKey, number>),
+    peak_rss_bytes: Math.max(...parts.map((p) => p.peak_rss_bytes)),
+    load_seconds: median(parts.map((p) => p.load_seconds)),
+    backend: parts[0].backend,
+    runs,
+  };
+}
+
+/** Figures from per-run values. */
+function figuresOf(runs: Record<RunKey, number[]>, rest: Pick<BenchFigures, 'peak_rss_bytes' | 'load_seconds' | 'backend'>): BenchFigures {
+  return mergeFigures([{ ...rest, runs, prefill_tokens_per_s: 0, time_to_first_token_s: 0, decode_tokens_per_s: 0, batch_prefill_tokens_per_s: 0, batch_decode_tokens_per_s: 0 }]);
 }
 
 export function median(xs: number[]): number {
@@ -91,16 +114,17 @@ export async function benchKompresor(o: BenchChildOptions): Promise<BenchFigures
     batched.push(run(many, o.newTokens));
   }
   const B = o.batch, P = o.promptLen;
-  return {
-    prefill_tokens_per_s: median(single.map((r) => P / r.prefillSeconds)),
-    time_to_first_token_s: median(single.map((r) => r.ttft)),
-    decode_tokens_per_s: median(single.map((r) => r.decodeSteps / r.decodeSeconds)),
-    batch_prefill_tokens_per_s: median(batched.map((r) => (B * P) / r.prefillSeconds)),
-    batch_decode_tokens_per_s: median(batched.map((r) => (B * r.decodeSteps) / r.decodeSeconds)),
+  return figuresOf({
+    prefill_tokens_per_s: single.map((r) => P / r.prefillSeconds),
+    time_to_first_token_s: single.map((r) => r.ttft),
+    decode_tokens_per_s: single.map((r) => r.decodeSteps / r.decodeSeconds),
+    batch_prefill_tokens_per_s: batched.map((r) => (B * P) / r.prefillSeconds),
+    batch_decode_tokens_per_s: batched.map((r) => (B * r.decodeSteps) / r.decodeSeconds),
+  }, {
     peak_rss_bytes: peakRss(),
     load_seconds: load,
     backend: native ? `native (${nativeKernelNames.length} kernels, ${o.threads} threads)` : 'TypeScript reference kernels',
-  };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,12 +200,13 @@ export async function benchLlamaCpp(o: BenchChildOptions): Promise<BenchFigures>
         preB.push(B * P / await prefill(seqs, many));
         decB.push(B * N / await decode(seqs, many, N));
       }
-      return {
-        prefill_tokens_per_s: median(pre1), time_to_first_token_s: median(first), decode_tokens_per_s: median(dec1),
-        batch_prefill_tokens_per_s: median(preB), batch_decode_tokens_per_s: median(decB),
+      return figuresOf({
+        prefill_tokens_per_s: pre1, time_to_first_token_s: first, decode_tokens_per_s: dec1,
+        batch_prefill_tokens_per_s: preB, batch_decode_tokens_per_s: decB,
+      }, {
         peak_rss_bytes: peakRss(), load_seconds: load,
         backend: `llama.cpp ${llama.llamaCppRelease.release} (${llama.buildType}, CPU, ${o.threads} threads)`,
-      };
+      });
     } finally {
       await ctxB.dispose();
       await ctx1.dispose();

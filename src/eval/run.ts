@@ -109,7 +109,9 @@ export function evaluateTask(lm: EvalLM, task: Task, o: Omit<EvalOptions, 'progr
       const ctx = fewshotContext(task, d, task.numFewshot, sampler);
       const choices = task.outputType === 'multiple_choice' ? task.docToChoice(d) : [targetText(task, d)];
       spans.push({ first: reqs.length, choices });
-      for (const c of choices) reqs.push({ context: ctx, continuation: task.targetDelimiter + c });
+      // multiple_choice continuations start with target_delimiter; a loglikelihood task's target is used as it is
+      const delim = task.outputType === 'multiple_choice' ? task.targetDelimiter : '';
+      for (const c of choices) reqs.push({ context: ctx, continuation: delim + c });
       // acc_mutual_info: the same continuations without the prompt
       if (mutualInfo) for (const c of choices) reqs.push({ context: '', continuation: task.targetDelimiter + c });
     }

@@ -24,7 +24,7 @@ function kompresor(args: string[]): Promise<Run> {
 }
 
 const FIGURES = ['prefill_tokens_per_s', 'time_to_first_token_s', 'decode_tokens_per_s', 'batch_prefill_tokens_per_s',
-  'batch_decode_tokens_per_s', 'peak_rss_bytes', 'load_seconds', 'backend'];
+  'batch_decode_tokens_per_s', 'peak_rss_bytes', 'load_seconds', 'backend', 'runs'];
 const SMALL = ['--batch', '2', '--prompt-len', '8', '--new-tokens', '4', '--repeats', '1'];
 
 let tmp: string, big: string, small: string;
@@ -38,12 +38,12 @@ before(() => {
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-test('bench MODEL --vs OTHER (kompresor engine): both models\' figures and the ratios between them', async () => {
-  const r = await kompresor(['bench', small, '--vs', big, ...SMALL, '--json']);
+test('bench MODEL --vs OTHER --rounds 2 (kompresor engine): both models\' figures, medians over the rounds, the ratios', async () => {
+  const r = await kompresor(['bench', small, '--vs', big, ...SMALL, '--rounds', '2', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.equal(s.engine, 'kompresor');
-  assert.deepEqual(s.settings, { batch: 2, prompt_len: 8, new_tokens: 4, repeats: 1, threads: s.settings.threads, gguf_dtype: null, seed: 0 });
+  assert.deepEqual(s.settings, { batch: 2, prompt_len: 8, new_tokens: 4, repeats: 1, rounds: 2, threads: s.settings.threads, gguf_dtype: null, seed: 0 });
   assert.equal(s.models.length, 2);
   const [a, b] = s.models;
   assert.deepEqual([a.layers, a.intermediate_size, b.layers, b.intermediate_size], [3, 64, 4, 96]);
@@ -51,6 +51,11 @@ test('bench MODEL --vs OTHER (kompresor engine): both models\' figures and the r
     assert.deepEqual(Object.keys(m.figures), FIGURES);
     for (const k of FIGURES.slice(0, 7)) assert.ok(m.figures[k] > 0 && Number.isFinite(m.figures[k]), `${k} = ${m.figures[k]}`);
     assert.equal(m.gguf_bytes, null);
+    // two rounds of one run: each figure is the median of its two runs
+    for (const k of FIGURES.slice(0, 5)) {
+      assert.equal(m.figures.runs[k].length, 2);
+      assert.equal(m.figures[k], (m.figures.runs[k][0] + m.figures.runs[k][1]) / 2);
+    }
   }
   assert.ok(a.params < b.params);
   assert.equal(s.ratios.params_ratio, a.params / b.params);

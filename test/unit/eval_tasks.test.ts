@@ -134,6 +134,17 @@ test('loglikelihood_rolling metrics are sums over documents: word and byte perpl
   assert.equal(typeof r.metrics.word_perplexity_stderr, 'number'); // bootstrap
 });
 
+test('loglikelihood tasks: the target is the continuation as it is (no delimiter); perplexity exp(-mean ll), acc = is_greedy', () => {
+  const file = writeTask('ll', ['task: lambada_pl', 'dataset_path: data', 'test_split: test', 'output_type: loglikelihood',
+    'doc_to_text: "{{ctx}}"', 'doc_to_target: "{{last}}"'].join('\n'), { test: [{ ctx: 'Ala ma', last: ' kota' }, { ctx: 'Kot ma', last: ' Alę' }] });
+  const lm = new MockLM({ kota: -1, 'Alę': -3 }, new Set(['kota']));
+  const r = evaluateTask(lm, loadTask(file), OPTS);
+  assert.deepEqual(lm.seen.ll.map((q) => q.continuation), [' kota', ' Alę']);
+  assert.ok(Math.abs((r.metrics.perplexity as number) - Math.exp(2)) < 1e-12);
+  assert.equal(r.metrics.acc, 0.5);
+  assert.equal(r.primary, 'perplexity');
+});
+
 test('generate_until: stop strings from generation_kwargs, regex + take_first filters, exact_match per pipeline', () => {
   const file = writeTask('gen', [
     'task: arytmetyka', 'dataset_path: data', 'test_split: test', 'output_type: generate_until',
