@@ -3,6 +3,10 @@
 //   train    forward + fused loss + backward + AdamW step (with global-norm clipping) per batch
 //   forward  logits for every position of the training batch (chunked lm_head, nothing kept)
 //   decode   batch 1, KV cache, greedy: a 64-token prompt, then 64 new tokens timed
+// and, ours only (the peer has no distillation), with the config model as the teacher and a
+// pruned-shape student (2/3 of its layers, round):
+//   student  the student's own training step (as train)
+//   distill  teacher forward (forward-only arena) + the student's KD step (forward KL, T = 1) + AdamW
 // Each config runs in its own process (bench/run.ts spawns `bench/engine.ts --config NAME`), so
 // the peak RSS it reports belongs to that config alone. Prints ONE JSON object on stdout.
 import { pathToFileURL } from 'node:url';
@@ -15,6 +19,7 @@ import { AdamW, decayGroups } from '../src/train/optimizer.ts';
 import { native } from '../src/tensor/native.ts';
 import { nativeKernelNames } from '../src/tensor/ops.ts';
 import { Rng } from '../src/model/sampling.ts';
+import { kdLossAndBackward, teacherChunks } from '../src/distill/kd_head.ts';
 import { peakRss, type PeerConfig } from './peers.ts';
 
 /** The shapes bench/torch_peer.py knows by name (keep the two in step). */
@@ -36,9 +41,19 @@ export interface EngineResult {
   prefill_tokens_per_s: number;
   train_gflops: number;
   forward_gflops: number;
+  /** Peak RSS over the train, forward and decode phases (before the distillation phase). */
   peak_rss_bytes: number;
   train_step_s: number[];
   forward_step_s: number[];
+  /** The distillation phase: student layers, student params, its own train step, the KD step. */
+  student_layers: number;
+  student_params: number;
+  student_train_tokens_per_s: number;
+  distill_tokens_per_s: number;
+  /** distill / train_tokens_per_s (the teacher's own training step) and / the student's. */
+  distill_ratio_to_train: number;
+  distill_ratio_to_student_train: number;
+  distill_step_s: number[];
   steps: number;
   warmup: number;
 }
@@ -51,7 +66,7 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export function modelFor(pc: PeerConfig): Decoder {
+export function modelFor(pc: PeerConfig, seed = 1): Decoder {
   const raw = {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_act: 'silu', hidden_size: pc.hidden,
     num_hidden_layers: pc.layers, num_attention_heads: pc.heads, num_key_value_heads: pc.kv_heads,
@@ -59,8 +74,13 @@ export function modelFor(pc: PeerConfig): Decoder {
     rms_norm_eps: pc.eps, max_position_embeddings: Math.max(pc.seq, 2048),
   };
   const model = new Decoder(normalizeConfig(raw, `bench config ${pc.name}`));
-  initWeights(model, 1);
+  initWeights(model, seed);
   return model;
+}
+
+/** The pruned shape the distillation phase trains: 2/3 of the layers (at least 1). */
+export function studentConfig(pc: PeerConfig): PeerConfig {
+  return { ...pc, name: `${pc.name}-student`, layers: Math.max(1, Math.round((2 * pc.layers) / 3)) };
 }
 
 function randomRows(rng: Rng, B: number, T: number, V: number): number[][] {
@@ -107,13 +127,49 @@ export function measureEngine(pc: PeerConfig, o: EngineOptions): EngineResult {
   const params = model.layout.total;
   const flopParams = pc.tied ? params : params - pc.vocab * pc.hidden;
   const train = tokens / median(trainS), fwd = tokens / median(forwardS);
+  const peak = peakRss();
+  const d = measureDistill(model, pc, batch, o);
   return {
     config: pc.name, threads: o.threads, native_kernels: nativeKernelNames.length, params, flop_params: flopParams,
     train_tokens_per_s: train, forward_tokens_per_s: fwd,
     decode_tokens_per_s: median(decodeRates), prefill_tokens_per_s: median(prefillRates),
     train_gflops: (6 * flopParams * train) / 1e9, forward_gflops: (2 * flopParams * fwd) / 1e9,
-    peak_rss_bytes: peakRss(), train_step_s: trainS, forward_step_s: forwardS, steps: o.steps, warmup: o.warmup,
+    peak_rss_bytes: peak, train_step_s: trainS, forward_step_s: forwardS, steps: o.steps, warmup: o.warmup,
+    student_layers: d.layers, student_params: d.params, student_train_tokens_per_s: d.studentTrain, distill_tokens_per_s: d.distill,
+    distill_ratio_to_train: d.distill / train, distill_ratio_to_student_train: d.distill / d.studentTrain,
+    distill_step_s: d.distillS,
   };
+}
+
+/**
+ * The distillation phase: `teacher` (the config model, its training state dropped) runs forward
+ * only; a fresh pruned-shape student takes plain training steps, then KD steps, on the same batch.
+ */
+function measureDistill(teacher: Decoder, pc: PeerConfig, batch: ReturnType<typeof batchFromRows>, o: EngineOptions) {
+  teacher.grads = null;
+  teacher.dw = null;
+  teacher.releaseActivations();
+  teacher.forwardOnly = true;
+  const sc = studentConfig(pc);
+  const student = modelFor(sc, 2);
+  const opt = new AdamW(student.layout.total, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1 }, decayGroups(student.layout.slots));
+  const tokens = batch.B * batch.T;
+  const studentStep = () => { student.zeroGrad(); student.lossAndBackward(batch); opt.update(student.params, student.grads!, 1e-4); };
+  const distillStep = () => {
+    student.zeroGrad();
+    kdLossAndBackward(student, batch, teacherChunks(teacher, batch));
+    opt.update(student.params, student.grads!, 1e-4);
+  };
+  const timedSteps = (fn: () => void) => {
+    const out: number[] = [];
+    for (let i = 0; i < o.warmup + o.steps; i++) {
+      const s = timed(fn);
+      if (i >= o.warmup) out.push(s);
+    }
+    return out;
+  };
+  const studentS = timedSteps(studentStep), distillS = timedSteps(distillStep);
+  return { layers: sc.layers, params: student.layout.total, studentTrain: tokens / median(studentS), distill: tokens / median(distillS), distillS };
 }
 
 // ---- child-process entry: node --import tsx bench/engine.ts --config NAME [--threads N] [--steps N] [--warmup N]

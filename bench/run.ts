@@ -2,7 +2,9 @@
 //   1. the sgemm peak through our addon (the ceiling MFU is measured against),
 //   2. per config (tiny15m, smollm135): our engine in a child process (so peak RSS is per config),
 //      then the tuned PyTorch peer (bench/torch_peer.py) on the same shapes, one after the other,
-//   3. a table with the ratios, and `--json FILE` with the same figures.
+//   3. a table with the ratios, a distillation table (ours only: the config model as teacher, a
+//      2/3-depth student; teacher forward + student KD step against the student's own step), and
+//      `--json FILE` with the same figures.
 // Then the pruning section (bench/pruning.ts): scoring vs plain forward throughput per config, and
 // a streamed scoring run on a checkpoint larger than its --max-memory, with its peak RSS.
 // Flags: --json FILE, --configs a,b, --threads N, --no-torch, --quick (fewer steps, 2048³ peak).
@@ -60,6 +62,10 @@ interface ConfigReport {
   decode_tokens_per_s: number;
   prefill_tokens_per_s: number;
   peak_rss_bytes: number;
+  /** Teacher forward + student KD step + AdamW, tokens/s; and its ratio to the training steps alone. */
+  distill_tokens_per_s: number;
+  distill_ratio_to_train: number;
+  distill_ratio_to_student_train: number;
   /** train GFLOP/s (6N per token) / the sgemm peak measured in this run. */
   mfu: number;
   forward_mfu: number;
@@ -75,6 +81,7 @@ function report(e: EngineResult, peak: number, torch: PeerResult | PeerError | n
   return {
     config: e.config, train_tokens_per_s: e.train_tokens_per_s, forward_tokens_per_s: e.forward_tokens_per_s,
     decode_tokens_per_s: e.decode_tokens_per_s, prefill_tokens_per_s: e.prefill_tokens_per_s, peak_rss_bytes: e.peak_rss_bytes,
+    distill_tokens_per_s: e.distill_tokens_per_s, distill_ratio_to_train: e.distill_ratio_to_train, distill_ratio_to_student_train: e.distill_ratio_to_student_train,
     mfu: e.train_gflops / peak, forward_mfu: e.forward_gflops / peak, engine: e, torch,
     ratios: t ? {
       train: ratio(e.train_tokens_per_s, t.train_tokens_per_s), forward: ratio(e.forward_tokens_per_s, t.forward_tokens_per_s),
@@ -99,6 +106,21 @@ function table(reports: ConfigReport[], peak: SgemmPeak): string {
       rows.push(`| ${r.config} | PyTorch ${t.torch_version} (tuned) | ${f0(t.train_tokens_per_s)} | ${f0(t.forward_tokens_per_s)} | ${f0(t.decode_tokens_per_s)} | ${mib(t.peak_rss_bytes)} | ${f0(t.train_gflops)} | ${pct((t.train_gflops ?? 0) / peak.peak_gflops)} |`);
       rows.push(`| ${r.config} | **ratio** | **${x(r.ratios?.train)}** | **${x(r.ratios?.forward)}** | **${x(r.ratios?.decode)}** | ${x(r.ratios?.peak_rss)} | | |`);
     } else if (r.torch) rows.push(`| ${r.config} | PyTorch | not run: ${(r.torch as PeerError).error} | | | | | |`);
+  }
+  return rows.join('\n');
+}
+
+/** Distillation throughput (ours only): teacher = the config model, student = 2/3 of its layers. */
+function distillTable(reports: ConfigReport[]): string {
+  const f0 = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  const rows = [
+    '| config | teacher → student layers (params) | student train tok/s | distill tok/s | distill / student train | distill / teacher train |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const r of reports) {
+    const e = r.engine, m = (n: number) => `${(n / 1e6).toFixed(1)}M`;
+    rows.push(`| ${r.config} | ${BENCH_CONFIGS[r.config].layers} → ${e.student_layers} (${m(e.params)} → ${m(e.student_params)}) | ${f0(e.student_train_tokens_per_s)} | ` +
+      `${f0(e.distill_tokens_per_s)} | ${e.distill_ratio_to_student_train.toFixed(2)}× | ${e.distill_ratio_to_train.toFixed(2)}× |`);
   }
   return rows.join('\n');
 }
@@ -134,6 +156,8 @@ async function main(): Promise<void> {
   const pruning = await runPruningBench({ configs: a.configs, threads: a.threads, quick: a.quick, log: (l) => console.error(l) });
   console.log(`sgemm peak (${peak.peak_size}³, ${a.threads} threads, ${peak.blas.split(' ').slice(0, 2).join(' ')}): ${peak.peak_gflops.toFixed(1)} GFLOP/s\n`);
   console.log(table(reports, peak));
+  console.log(`\ndistillation (teacher forward + student KD step + AdamW; ours only):\n`);
+  console.log(distillTable(reports));
   console.log('\nPruning: calibration and streaming (bench/pruning.ts):\n');
   console.log(pruningTable(pruning));
   if (a.json) {
