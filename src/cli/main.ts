@@ -16,6 +16,7 @@ import { registerSearchCommand } from './search_command.ts';
 import { registerBenchCommand } from './bench_command.ts';
 import { registerEvalCommand } from './eval_command.ts';
 import { registerSftCommand } from './sft_command.ts';
+import { registerDpoCommand } from './dpo_command.ts';
 import { registerGrpoCommand } from './grpo_command.ts';
 
 const program = new Command();
@@ -103,6 +104,7 @@ registerExportCommand(program);
 registerBenchCommand(program);
 registerEvalCommand(program);
 registerSftCommand(program);
+registerDpoCommand(program);
 registerGrpoCommand(program);
 
 export async function main(argv: string[]): Promise<number> {
