@@ -153,6 +153,8 @@ async function main(): Promise<void> {
     }
     reports.push(report(e, peak.peak_gflops, t));
   }
+  // the engine table first, on stderr: the pruning section that follows takes several minutes
+  console.error('\n' + table(reports, peak) + '\n');
   const pruning = await runPruningBench({ configs: a.configs, threads: a.threads, quick: a.quick, log: (l) => console.error(l) });
   console.log(`sgemm peak (${peak.peak_size}³, ${a.threads} threads, ${peak.blas.split(' ').slice(0, 2).join(' ')}): ${peak.peak_gflops.toFixed(1)} GFLOP/s\n`);
   console.log(table(reports, peak));
