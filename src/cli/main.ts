@@ -13,6 +13,7 @@ import { registerTrainCommand } from './train_command.ts';
 import { registerDistillCommand } from './distill_command.ts';
 import { registerExportCommand } from './export_command.ts';
 import { registerSearchCommand } from './search_command.ts';
+import { registerPipelineCommand } from './pipeline_command.ts';
 import { registerBenchCommand } from './bench_command.ts';
 import { registerEvalCommand } from './eval_command.ts';
 import { registerSftCommand } from './sft_command.ts';
@@ -106,6 +107,7 @@ registerEvalCommand(program);
 registerSftCommand(program);
 registerDpoCommand(program);
 registerGrpoCommand(program);
+registerPipelineCommand(program);
 
 export async function main(argv: string[]): Promise<number> {
   try {

@@ -1,0 +1,498 @@
+// The report of a pipeline run, built only from what is in RUN_DIR (pipeline_state.json and the
+// finished steps' folders), so it can be rebuilt at any time and never invents a number:
+//   RUN_DIR/report.json      the numbers (format kompresor-pipeline-report v1)
+//   RUN_DIR/report.md        the same as text, figures linked
+//   RUN_DIR/report.html      one self-contained page: CSS and every SVG inline, no external assets
+//   RUN_DIR/report_figures/  the curves drawn here (the importance charts stay in their steps)
+// Where the numbers come from (docs/pipeline.md "The report"):
+//   teacher / student parameters   `inspect` steps whose MODEL_DIR is the recipe's teacher / student
+//   pruned variants                prune_report.json in each prune / search step's output
+//   recovery                       `eval` steps' RESULTS.json (recovery per task and average)
+//   speed-up                       `bench --vs` steps' ratios (engine kompresor and llama.cpp)
+//   curves                         trainer steps' metrics.jsonl (train, distill, sft, dpo, grpo)
+//   importance charts              the SVGs `score` and `prune` wrote beside their outputs
+// A piece whose step is not in the recipe or has not finished is listed under "missing" and shown
+// as missing; nothing is estimated.
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import { ensure } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { readMetrics, type MetricsLine } from '../train/metrics.ts';
+import { linePlot, downsample, esc, type Series } from '../report/svg_plot.ts';
+import { inlineSvg } from '../report/pruning_report.ts';
+import { readState, type PipelineState, type StepRecord } from './runner.ts';
+
+export const REPORT_FORMAT = 'kompresor-pipeline-report';
+const TRAINERS = ['train', 'distill', 'sft', 'dpo', 'grpo'];
+const IMPORTANCE_FIGURES = ['layers.svg', 'layers_loss.svg', 'heads.svg', 'mlp.svg', 'hidden.svg'];
+const CURVE_POINTS = 1000;
+
+export interface Components { embeddings: number; attention: number; mlp: number; norms: number; lm_head: number; total: number }
+const COMPONENTS: (keyof Components)[] = ['embeddings', 'attention', 'mlp', 'norms', 'lm_head', 'total'];
+
+export interface ModelParams { label: string; step: string | null; path: string; components: Components; sizes?: Sizes }
+interface Sizes { num_hidden_layers: number; hidden_size: number; num_attention_heads: number; intermediate_size: number }
+
+export interface RecoveryRow { task: string; metric: string; higher_is_better: boolean | null; student: number | null; teacher: number | null; recovery: number | null }
+export interface EvalRow { step: string; model: string; model_label: string; teacher: string | null; average: number | null }
+export interface BenchRow {
+  step: string; engine: string; model: string; model_label: string; reference: string | null; reference_label: string | null;
+  decode_tokens_per_s: number; reference_decode_tokens_per_s: number | null;
+  decode: number | null; prefill: number | null; batch_decode: number | null; time_to_first_token: number | null; peak_rss_ratio: number | null;
+}
+export interface TrainingRow {
+  step: string; command: string; start: string | null; start_label: string | null; steps: number | null; tokens: number | null;
+  loss_first: number | null; loss_last: number | null; validation_first: number | null; validation_last: number | null;
+  /** GRPO: the mean reward of the first and last training steps, and on the held-out prompts (--eval-data). */
+  train_reward_first: number | null; train_reward_last: number | null;
+  reward_first: number | null; reward_last: number | null; figures: string[];
+}
+
+export interface PipelineReport {
+  format: typeof REPORT_FORMAT;
+  version: 1;
+  name: string;
+  recipe: string;
+  run_dir: string;
+  teacher: { path: string | null; params: number | null; components: Components | null; step: string | null };
+  student: { path: string | null; params: number | null; components: Components | null; step: string | null };
+  params: { ratio: number | null; reduction_percent: number | null; models: ModelParams[] };
+  recovery: { average: number | null; step: string | null; tasks: RecoveryRow[]; evals: EvalRow[] };
+  speedup: { decode: number | null; prefill: number | null; step: string | null; llama_cpp: { decode: number | null; prefill: number | null; step: string } | null; runs: BenchRow[] };
+  training: TrainingRow[];
+  /** Figures drawn here, relative to RUN_DIR, with what they show. */
+  figures: { file: string; title: string }[];
+  importance: { step: string; command: string; figures: string[] }[];
+  steps: { name: string; command: string; status: string; seconds: number; sessions: number; command_line: string; error: string | null }[];
+  missing: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// entry point
+
+/** Builds and writes report.json, report.md, report.html (and report_figures/); returns their paths. */
+export function writePipelineReport(runDir: string): { json: string; md: string; html: string; report: PipelineReport } {
+  const state = readState(runDir);
+  ensure(state !== null, runDir, () => 'a run folder being reported on holds pipeline_state.json');
+  const svgs: Figures = new Map();
+  const report = buildReport(state, runDir, svgs);
+  fs.mkdirSync(nodePath.join(runDir, 'report_figures'), { recursive: true });
+  for (const [file, f] of svgs) writeFileAtomic(nodePath.join(runDir, file), f.svg);
+  const json = nodePath.join(runDir, 'report.json'), md = nodePath.join(runDir, 'report.md'), html = nodePath.join(runDir, 'report.html');
+  writeFileAtomic(json, JSON.stringify(report, null, 1) + '\n');
+  writeFileAtomic(md, renderMarkdown(report));
+  writeFileAtomic(html, renderHtml(report, runDir, svgs));
+  return { json, md, html, report };
+}
+
+/** Figures drawn for the report: path relative to RUN_DIR -> title and SVG document. */
+export type Figures = Map<string, { title: string; svg: string }>;
+
+/** The report's numbers; `svgs` receives the figures drawn here. */
+export function buildReport(state: PipelineState, runDir: string, svgs: Figures): PipelineReport {
+  const studentPath = state.recipe.student ?? [...state.steps].reverse().find((s) => s.model !== null)?.model ?? null;
+  const ctx = new Context(state, runDir, studentPath);
+  const teacher = ctx.inspected('teacher', state.recipe.teacher);
+  const student = ctx.inspected('student', studentPath);
+  const models: ModelParams[] = [];
+  if (teacher.components) models.push({ label: 'teacher', step: teacher.step, path: teacher.path!, components: teacher.components });
+  models.push(...ctx.prunedModels());
+  if (student.components) models.push({ label: 'student', step: student.step, path: student.path!, components: student.components });
+  const ratio = teacher.params && student.params ? student.params / teacher.params : null;
+  const training = ctx.training(svgs);
+  return {
+    format: REPORT_FORMAT, version: 1, name: state.recipe.name, recipe: state.recipe.file, run_dir: runDir,
+    teacher, student,
+    params: { ratio, reduction_percent: ratio === null ? null : 100 * (1 - ratio), models },
+    recovery: ctx.recovery(studentPath),
+    speedup: ctx.speedup(studentPath),
+    training,
+    figures: [...svgs].map(([file, f]) => ({ file, title: f.title })),
+    importance: ctx.importance(),
+    steps: state.steps.map((s) => ({ name: s.name, command: s.command, status: s.status, seconds: round(s.seconds, 1), sessions: s.sessions.length,
+      command_line: s.command_line, error: s.error })),
+    missing: ctx.missing,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// reading the steps
+
+class Context {
+  missing: string[] = [];
+  constructor(private state: PipelineState, private runDir: string, private student: string | null) {}
+
+  /** "teacher", "student", "<step> model" or "<step> output" for a path the run knows, else the path. */
+  label(path: string): string {
+    if (this.state.recipe.teacher !== null && samePath(path, this.state.recipe.teacher)) return 'teacher';
+    if (this.student !== null && samePath(path, this.student)) return 'student';
+    for (const s of this.state.steps) {
+      if (s.model !== null && samePath(path, s.model)) return `${s.name} model`;
+      if (s.out !== null && samePath(path, s.out)) return `${s.name} output`;
+    }
+    return path;
+  }
+
+  private finished(command: string | string[]): StepRecord[] {
+    const cmds = Array.isArray(command) ? command : [command];
+    return this.state.steps.filter((s) => cmds.includes(s.command) && s.status === 'finished' && fs.existsSync(s.dir));
+  }
+
+  private result(s: StepRecord): Record<string, any> | null {
+    const p = nodePath.join(s.dir, 'result.json');
+    return fs.existsSync(p) ? JSON.parse(fs.readFileSync(p, 'utf8')) as Record<string, any> : null;
+  }
+
+  /** Why a piece is missing: no such step in the recipe, or the step has not finished. */
+  private note(what: string, candidates: StepRecord[], none: string): void {
+    const pending = candidates.filter((s) => s.status !== 'finished');
+    this.missing.push(pending.length > 0
+      ? `${what}: step ${pending.map((s) => `${s.name} (${s.status})`).join(', ')} has not finished`
+      : `${what}: ${none}`);
+  }
+
+  inspected(role: 'teacher' | 'student', path: string | null): PipelineReport['teacher'] {
+    const empty = { path, params: null, components: null, step: null };
+    if (path === null) {
+      this.missing.push(`${role} parameters: the recipe names no ${role}${role === 'student' ? ' and no step produces a model' : ''}`);
+      return empty;
+    }
+    const all = this.state.steps.filter((s) => s.command === 'inspect' && samePath(s.args.model_dir, path));
+    const s = all.find((x) => x.status === 'finished' && fs.existsSync(x.dir));
+    const r = s ? this.result(s) : null;
+    if (!s || !r?.params) {
+      this.note(`${role} parameters`, all, `no inspect step on ${path}`);
+      return empty;
+    }
+    const c = components(r.params, r.total_params);
+    return { path, params: c.total, components: c, step: s.name };
+  }
+
+  prunedModels(): ModelParams[] {
+    const out: ModelParams[] = [];
+    for (const s of this.finished(['prune', 'search'])) {
+      const p = nodePath.join(s.out!, 'prune_report.json');
+      if (!fs.existsSync(p)) continue;
+      const pr = JSON.parse(fs.readFileSync(p, 'utf8')) as Record<string, any>;
+      const ax = pr.axes;
+      out.push({ label: `${s.name} (pruned)`, step: s.name, path: s.out!, components: components(pr.params.after),
+        sizes: { num_hidden_layers: ax.num_hidden_layers.after, hidden_size: ax.hidden_size.after, num_attention_heads: ax.num_attention_heads.after, intermediate_size: ax.intermediate_size.after } });
+    }
+    return out;
+  }
+
+  recovery(student: string | null): PipelineReport['recovery'] {
+    const evals: { s: StepRecord; r: Record<string, any> }[] = [];
+    for (const s of this.finished('eval')) {
+      const r = this.result(s);
+      if (r?.results) evals.push({ s, r });
+    }
+    const rows: EvalRow[] = evals.map(({ s, r }) => ({ step: s.name, model: String(s.args.model_dir), model_label: this.label(String(s.args.model_dir)),
+      teacher: typeof s.args.teacher === 'string' ? s.args.teacher : null,
+      average: typeof r.recovery?.average === 'number' ? r.recovery.average : null }));
+    const withRecovery = evals.filter((e) => e.r.recovery);
+    const main = withRecovery.find((e) => student !== null && samePath(e.s.args.model_dir, student)) ?? withRecovery.at(-1);
+    if (!main) {
+      this.note('recovery', this.state.steps.filter((s) => s.command === 'eval'), 'no eval step with --teacher');
+      return { average: null, step: null, tasks: [], evals: rows };
+    }
+    const r = main.r;
+    const tasks: RecoveryRow[] = Object.keys(r.results).map((task) => {
+      const metric = String(r.primary_metric?.[task] ?? Object.keys(r.results[task])[0]);
+      const num = (v: unknown) => (typeof v === 'number' ? v : null);
+      return { task, metric, higher_is_better: r.higher_is_better?.[task]?.[metric] ?? null, student: num(r.results[task][metric]),
+        teacher: num(r.teacher_results?.[task]?.[metric]), recovery: num(r.recovery?.[task]) };
+    });
+    return { average: typeof r.recovery.average === 'number' ? r.recovery.average : null, step: main.s.name, tasks, evals: rows };
+  }
+
+  speedup(student: string | null): PipelineReport['speedup'] {
+    const runs: BenchRow[] = [];
+    for (const s of this.finished('bench')) {
+      const r = this.result(s);
+      if (!r?.models?.length) continue;
+      const [a, b] = r.models, q = r.ratios as Record<string, number> | null;
+      runs.push({ step: s.name, engine: String(r.engine), model: String(a.path), model_label: this.label(String(a.path)),
+        reference: b ? String(b.path) : null, reference_label: b ? this.label(String(b.path)) : null,
+        decode_tokens_per_s: a.figures.decode_tokens_per_s, reference_decode_tokens_per_s: b ? b.figures.decode_tokens_per_s : null,
+        decode: q?.decode_speedup ?? null, prefill: q?.prefill_speedup ?? null, batch_decode: q?.batch_decode_speedup ?? null,
+        time_to_first_token: q?.time_to_first_token_speedup ?? null, peak_rss_ratio: q?.peak_rss_ratio ?? null });
+    }
+    const pick = (engine: string) => {
+      const c = runs.filter((x) => x.engine === engine && x.decode !== null);
+      return c.find((x) => student !== null && samePath(x.model, student)) ?? c.at(-1) ?? null;
+    };
+    const engine = pick('kompresor'), llama = pick('llama.cpp');
+    const benches = this.state.steps.filter((s) => s.command === 'bench');
+    if (!engine) this.note('decode speed-up (engine)', benches.filter((s) => s.args.engine !== 'llama.cpp'), 'no bench --vs step on the engine');
+    if (!llama) this.note('decode speed-up (llama.cpp)', benches.filter((s) => s.args.engine === 'llama.cpp'), 'no bench --vs step with --engine llama.cpp');
+    return { decode: engine?.decode ?? null, prefill: engine?.prefill ?? null, step: engine?.step ?? null,
+      llama_cpp: llama ? { decode: llama.decode, prefill: llama.prefill, step: llama.step } : null, runs };
+  }
+
+  training(svgs: Figures): TrainingRow[] {
+    const rows: TrainingRow[] = [];
+    const compare: Series[] = [];
+    for (const s of this.finished(TRAINERS)) {
+      const lines = readMetrics(nodePath.join(s.out!, 'metrics.jsonl'));
+      if (lines.length === 0) continue;
+      const train = lines.filter((l) => l.split === undefined), valid = lines.filter((l) => l.split === 'validation');
+      const figures: string[] = [];
+      const draw = (key: string, title: string, yLabel: string) => {
+        const series = curves(key, train, valid);
+        if (series.length === 0) return;
+        const file = `report_figures/${s.name}_${key.replace(/[^\w.-]/g, '_')}.svg`;
+        svgs.set(file, { title, svg: linePlot({ title, xLabel: 'step', yLabel, series }) });
+        figures.push(file);
+      };
+      // distill: the training loss is the KD term and the validation loss the student's CE, so plot the KL of both
+      if (s.command === 'distill') draw('kl', `${s.name} (kompresor distill): KL(teacher ‖ student)`, 'KL (nats/token)');
+      else draw('loss', `${s.name} (kompresor ${s.command}): ${lossName(s.command)}`, 'loss');
+      if (s.command === 'grpo') draw('reward', `${s.name}: reward`, 'mean reward');
+      if (s.command === 'dpo') draw('rewards/margins', `${s.name}: reward margin (chosen − rejected)`, 'β · log-ratio margin');
+      const v = valid.filter((l) => typeof l.loss === 'number');
+      if (s.command === 'distill' || s.command === 'train') {
+        compare.push({ name: s.name, points: downsample(v.map((l) => [Number(l.tokens), Number(l.loss)]), CURVE_POINTS), markers: true });
+      }
+      const rewards = s.command === 'grpo' ? valid.filter((l) => typeof l.reward === 'number') : [];
+      const trainRewards = s.command === 'grpo' ? train.filter((l) => typeof l.reward === 'number') : [];
+      const start = startOf(s);
+      const num = (l: MetricsLine | undefined, k: string) => (l && typeof l[k] === 'number' ? l[k] as number : null);
+      rows.push({ step: s.name, command: s.command, start, start_label: start === null ? null : startLabel(s, start, (p) => this.label(p)),
+        steps: num(train.at(-1), 'step'), tokens: num(train.at(-1), 'tokens'),
+        loss_first: num(train[0], 'loss'), loss_last: num(train.at(-1), 'loss'),
+        validation_first: num(v[0], 'loss'), validation_last: num(v.at(-1), 'loss'),
+        train_reward_first: num(trainRewards[0], 'reward'), train_reward_last: num(trainRewards.at(-1), 'reward'),
+        reward_first: num(rewards[0], 'reward'), reward_last: num(rewards.at(-1), 'reward'), figures });
+    }
+    if (compare.length > 0) {
+      const file = 'report_figures/recovery_runs.svg', title = 'Validation loss of the distillation and training runs (next-token CE)';
+      svgs.set(file, { title, svg: linePlot({ title, xLabel: 'training tokens', yLabel: 'validation loss (nats/token)', series: compare }) });
+    }
+    if (rows.length === 0) this.note('loss and reward curves', this.state.steps.filter((s) => TRAINERS.includes(s.command)), 'no trainer step in the recipe');
+    return rows;
+  }
+
+  importance(): PipelineReport['importance'] {
+    const out: PipelineReport['importance'] = [];
+    for (const s of this.finished(['score', 'prune', 'search'])) {
+      const dir = s.command === 'score'
+        ? (typeof s.args.report === 'string' ? s.args.report : s.out!.replace(/\.json$/i, '') + '.report')
+        : nodePath.join(s.out!, 'report');
+      const figures = IMPORTANCE_FIGURES.map((f) => nodePath.join(dir, f)).filter((f) => fs.existsSync(f))
+        .map((f) => nodePath.relative(this.runDir, f));
+      if (figures.length > 0) out.push({ step: s.name, command: s.command, figures });
+    }
+    if (out.length === 0) this.note('importance charts', this.state.steps.filter((s) => ['score', 'prune', 'search'].includes(s.command)), 'no score or prune step in the recipe');
+    return out;
+  }
+}
+
+function lossName(command: string): string {
+  return ({ train: 'next-token loss', sft: 'completion loss', dpo: 'DPO loss', grpo: 'GRPO loss (validation: −reward)' } as Record<string, string>)[command] ?? 'loss';
+}
+
+function startLabel(s: StepRecord, start: string, label: (p: string) => string): string {
+  if (s.command === 'train' && typeof s.args.init === 'string') return `random init (${label(nodePath.dirname(s.args.init))} config)`;
+  return label(start);
+}
+
+function curves(key: string, train: MetricsLine[], valid: MetricsLine[]): Series[] {
+  const pts = (ls: MetricsLine[]) => ls.filter((l) => typeof l[key] === 'number').map((l) => [Number(l.step), l[key] as number] as [number, number]);
+  const t = pts(train), v = pts(valid), out: Series[] = [];
+  if (t.length > 0) out.push({ name: `train ${key}`, points: downsample(t, CURVE_POINTS) });
+  if (v.length > 0) out.push({ name: `validation ${key}`, points: downsample(v, CURVE_POINTS), markers: true, dashed: true });
+  return out;
+}
+
+function startOf(s: StepRecord): string | null {
+  const a = s.args;
+  if (s.command === 'distill') return typeof a.student === 'string' ? a.student : null;
+  if (s.command === 'train' && typeof a.init === 'string') return `random init from ${a.init}`;
+  return typeof a.model_dir === 'string' ? a.model_dir : null;
+}
+
+/** inspect's {embeddings, attention, mlp, norms, lm_head} + total, or prune's ParamCount (lmHead, total). */
+function components(p: Record<string, number>, total?: number): Components {
+  return { embeddings: p.embeddings, attention: p.attention, mlp: p.mlp, norms: p.norms, lm_head: p.lm_head ?? p.lmHead ?? 0, total: total ?? p.total };
+}
+
+function samePath(a: unknown, b: string): boolean {
+  return typeof a === 'string' && nodePath.resolve(a) === nodePath.resolve(b);
+}
+
+function round(x: number, d: number): number {
+  const f = 10 ** d;
+  return Math.round(x * f) / f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// formatting shared by the page and the markdown
+
+const int = (n: number) => n.toLocaleString('en-US');
+const pct = (x: number | null, d = 1) => (x === null ? '—' : `${x.toFixed(d)}%`);
+const times = (x: number | null) => (x === null ? '—' : `${x.toFixed(2)}×`);
+const num = (x: number | null) => (x === null ? '—' : Math.abs(x) >= 1000 ? x.toFixed(1) : x.toPrecision(4));
+
+interface Table { head: string[]; rows: string[][] }
+
+/** The three questions of the seed, answered from the report or marked missing. */
+function headline(r: PipelineReport): Table {
+  const smaller = r.teacher.params !== null && r.student.params !== null
+    ? `${int(r.teacher.params)} → ${int(r.student.params)} parameters (${r.params.reduction_percent! >= 0 ? '−' : '+'}${Math.abs(r.params.reduction_percent!).toFixed(1)}%)`
+    : 'missing';
+  const kept = r.recovery.average !== null ? `${pct(r.recovery.average)} of the teacher's average score (${r.recovery.tasks.length} tasks, step ${r.recovery.step})` : 'missing';
+  const faster = [r.speedup.decode !== null ? `${times(r.speedup.decode)} decode on the engine` : 'engine: missing',
+    r.speedup.llama_cpp ? `${times(r.speedup.llama_cpp.decode)} in llama.cpp` : 'llama.cpp: missing'].join('; ');
+  return { head: ['question', 'answer'], rows: [['How much smaller?', smaller], ['How much quality is kept?', kept], ['How much faster?', faster]] };
+}
+
+function paramsTable(r: PipelineReport): Table {
+  const t = r.params.models.find((m) => m.label === 'teacher');
+  return {
+    head: ['component', ...r.params.models.map((m) => m.label)],
+    rows: COMPONENTS.map((c) => [c, ...r.params.models.map((m) => `${int(m.components[c])}${t && m !== t && t.components[c] > 0 ? ` (${(100 * m.components[c] / t.components[c]).toFixed(1)}%)` : ''}`)]),
+  };
+}
+
+function variantsTable(r: PipelineReport): Table | null {
+  const pruned = r.params.models.filter((m) => m.sizes);
+  if (pruned.length === 0) return null;
+  const t = r.teacher.params;
+  const recovered = (path: string) => r.training.filter((x) => x.start !== null && samePath(x.start, path));
+  return {
+    head: ['variant', 'layers', 'hidden', 'heads', 'MLP', 'parameters', 'of teacher', 'recovered by', 'validation loss after'],
+    rows: pruned.map((m) => {
+      const runs = recovered(m.path);
+      return [m.label, String(m.sizes!.num_hidden_layers), String(m.sizes!.hidden_size), String(m.sizes!.num_attention_heads), String(m.sizes!.intermediate_size),
+        int(m.components.total), t ? pct(100 * m.components.total / t) : '—', runs.map((x) => x.step).join(', ') || '—',
+        runs.map((x) => num(x.validation_last)).join(', ') || '—'];
+    }),
+  };
+}
+
+function recoveryTable(r: PipelineReport): Table {
+  return {
+    head: ['task', 'metric', 'student', 'teacher', 'recovery'],
+    rows: [...r.recovery.tasks.map((t) => [t.task, `${t.metric}${t.higher_is_better === null ? '' : t.higher_is_better ? ' ↑' : ' ↓'}`, num(t.student), num(t.teacher), pct(t.recovery)]),
+      ['average', '', '', '', pct(r.recovery.average)]],
+  };
+}
+
+function benchTable(r: PipelineReport): Table {
+  return {
+    head: ['step', 'engine', 'model', 'decode tok/s', 'reference', 'reference tok/s', 'decode', 'prefill', `decode (batch)`, 'time to first token', 'peak RSS'],
+    rows: r.speedup.runs.map((b) => [b.step, b.engine, b.model_label, num(b.decode_tokens_per_s), b.reference_label ?? '—', num(b.reference_decode_tokens_per_s),
+      times(b.decode), times(b.prefill), times(b.batch_decode), times(b.time_to_first_token), b.peak_rss_ratio === null ? '—' : `${(100 * b.peak_rss_ratio).toFixed(0)}%`]),
+  };
+}
+
+function trainingTable(r: PipelineReport): Table {
+  return {
+    head: ['step', 'command', 'starts from', 'steps', 'tokens', 'train loss', 'validation loss', 'reward (train; held-out)'],
+    rows: r.training.map((t) => [t.step, t.command, t.start_label ?? '—', t.steps === null ? '—' : int(t.steps), t.tokens === null ? '—' : int(t.tokens),
+      `${num(t.loss_first)} → ${num(t.loss_last)}`, t.validation_first === null ? '—' : `${num(t.validation_first)} → ${num(t.validation_last)}`,
+      [t.train_reward_first === null ? '' : `${num(t.train_reward_first)} → ${num(t.train_reward_last)}`,
+        t.reward_first === null ? '' : `held-out ${num(t.reward_first)} → ${num(t.reward_last)}`].filter((x) => x !== '').join('; ') || '—']),
+  };
+}
+
+function evalsTable(r: PipelineReport): Table {
+  return { head: ['eval step', 'model', 'average recovery'], rows: r.recovery.evals.map((e) => [e.step, e.model_label, pct(e.average)]) };
+}
+
+function stepsTable(r: PipelineReport): Table {
+  return {
+    head: ['step', 'status', 'time', 'command'],
+    rows: r.steps.map((s) => [s.name, s.status + (s.sessions > 1 ? ` (${s.sessions} sessions)` : ''), s.seconds > 0 ? `${s.seconds.toFixed(1)} s` : '—',
+      s.command_line + (s.error ? `  # ${s.error}` : '')]),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// report.md
+
+function mdTable(t: Table): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
+  return [`| ${t.head.map(cell).join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
+}
+
+export function renderMarkdown(r: PipelineReport): string {
+  const out = [`# ${r.name}`, '', `Run folder \`${r.run_dir}\`, recipe \`${r.recipe}\`; teacher \`${r.teacher.path ?? '—'}\`, student \`${r.student.path ?? '—'}\`.`, '',
+    mdTable(headline(r)), '', '## Parameters', ''];
+  out.push(r.params.models.length ? mdTable(paramsTable(r)) : '*missing*', '');
+  const variants = variantsTable(r);
+  if (variants) out.push('### Pruned variants', '', mdTable(variants), '');
+  out.push('## Quality: recovery on the evaluation suite', '', r.recovery.step ? mdTable(recoveryTable(r)) : '*missing*', '');
+  if (r.recovery.evals.length > 1) out.push(mdTable(evalsTable(r)), '');
+  out.push('## Speed', '', r.speedup.runs.length ? mdTable(benchTable(r)) : '*missing*', '');
+  out.push('## Training', '', r.training.length ? mdTable(trainingTable(r)) : '*missing*', '');
+  for (const f of r.figures) out.push(`![${f.title}](${f.file})`, '');
+  out.push('## Importance', '');
+  if (r.importance.length === 0) out.push('*missing*', '');
+  for (const g of r.importance) out.push(`${g.step} (${g.command}): ${g.figures.map((f) => `[${nodePath.basename(f)}](${f})`).join(', ')}`, '');
+  out.push('## Commands', '', mdTable(stepsTable(r)), '');
+  if (r.missing.length) out.push('## Missing', '', ...r.missing.map((m) => `- ${m}`), '');
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// report.html
+
+const CSS = `body{font-family:sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
+table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.cmd{text-align:left;font-family:monospace;font-size:12px;word-break:break-all}
+table.headline td,table.headline th{text-align:left;font-size:16px}figure{margin:8px 0 24px}svg{max-width:100%;height:auto}
+.missing{color:#b00;font-style:italic}.muted{color:#777}summary{cursor:pointer;margin:8px 0}`;
+
+function htmlTable(t: Table, cls = '', monoCol = -1): string {
+  const row = (cells: string[], tag: string) => `<tr>${cells.map((c, i) => `<${tag}${i === monoCol && tag === 'td' ? ' class="cmd"' : ''}>${esc(c)}</${tag}>`).join('')}</tr>`;
+  return `<table${cls ? ` class="${cls}"` : ''}>${row(t.head, 'th')}\n${t.rows.map((r) => row(r, 'td')).join('\n')}</table>`;
+}
+
+const missing = (what: string) => `<p class="missing">missing: ${esc(what)}</p>`;
+
+function figure(svg: string, id: string, caption: string): string {
+  return `<figure>${inlineSvg(svg, id)}<figcaption class="muted">${esc(caption)}</figcaption></figure>`;
+}
+
+export function renderHtml(r: PipelineReport, runDir: string, svgs: Figures): string {
+  const why = (prefix: string) => r.missing.find((m) => m.startsWith(prefix)) ?? prefix;
+  const fig = (file: string, n: number) => (svgs.has(file) ? figure(svgs.get(file)!.svg, `f${n}`, svgs.get(file)!.title) : '');
+  let n = 0;
+  const parts = [
+    '<!DOCTYPE html>',
+    '<html lang="en"><head><meta charset="utf-8"/>',
+    `<title>${esc(r.name)}: pipeline report</title><style>${CSS}</style></head><body>`,
+    `<h1>${esc(r.name)}</h1>`,
+    `<p class="muted">Run folder ${esc(r.run_dir)}, recipe ${esc(r.recipe)}. Teacher ${esc(r.teacher.path ?? '—')}; student ${esc(r.student.path ?? '—')}.</p>`,
+    htmlTable(headline(r), 'headline'),
+    '<h2>Parameters</h2>',
+    r.params.models.length ? htmlTable(paramsTable(r)) : missing(why('teacher parameters')),
+  ];
+  if (r.params.models.length && r.student.params === null) parts.push(missing(why('student parameters')));
+  const variants = variantsTable(r);
+  if (variants) parts.push('<h3>Pruned variants (depth vs width)</h3>', htmlTable(variants));
+  parts.push('<h2>Quality: recovery on the evaluation suite</h2>',
+    r.recovery.step ? htmlTable(recoveryTable(r)) : missing(why('recovery')),
+    '<p class="muted">Recovery is the student\'s primary metric as a percentage of the teacher\'s (teacher / student when lower is better).</p>');
+  if (r.recovery.evals.length > 1) parts.push(htmlTable(evalsTable(r)));
+  parts.push('<h2>Speed</h2>', r.speedup.runs.length ? htmlTable(benchTable(r)) : missing(why('decode speed-up')),
+    '<p class="muted">Ratios are the model over its reference (--vs): above 1 means faster; peak RSS as a fraction. Both measured in the same run.</p>');
+  if (r.speedup.runs.length && !r.speedup.llama_cpp) parts.push(missing(why('decode speed-up (llama.cpp)')));
+  parts.push('<h2>Training</h2>', r.training.length ? htmlTable(trainingTable(r)) : missing(why('loss and reward curves')));
+  if (svgs.has('report_figures/recovery_runs.svg')) parts.push(fig('report_figures/recovery_runs.svg', n++));
+  for (const t of r.training) for (const f of t.figures) parts.push(fig(f, n++));
+  parts.push('<h2>Importance</h2>');
+  if (r.importance.length === 0) parts.push(missing(why('importance charts')));
+  const unfolded = r.importance.find((g) => g.command !== 'score') ?? r.importance[0];
+  for (const g of r.importance) {
+    parts.push(`<details${g === unfolded ? ' open="open"' : ''}><summary>${esc(`${g.step} (kompresor ${g.command})`)}</summary>`);
+    for (const f of g.figures) parts.push(figure(fs.readFileSync(nodePath.join(runDir, f), 'utf8'), `f${n++}`, f));
+    parts.push('</details>');
+  }
+  parts.push('<h2>Commands</h2>', htmlTable(stepsTable(r), '', 3));
+  if (r.missing.length) parts.push('<h2>Missing</h2>', `<ul>${r.missing.map((m) => `<li class="missing">${esc(m)}</li>`).join('')}</ul>`);
+  parts.push('<p class="muted">The numbers: report.json; each step\'s JSON: steps/&lt;name&gt;/result.json.</p>', '</body></html>');
+  return parts.filter((p) => p !== '').join('\n') + '\n';
+}
