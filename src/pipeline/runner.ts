@@ -22,7 +22,6 @@ import nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KompresorError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { formatSeconds } from '../cli/progress.ts';
 import { commandLine, type Plan, type PlannedStep } from './recipe.ts';
 
 export const STATE_FORMAT = 'kompresor-pipeline-state';
@@ -411,6 +410,13 @@ function runChild(argv: string[], logFile: string, env: NodeJS.ProcessEnv | unde
       resolve({ code, signal, stdout });
     });
   });
+}
+
+/** 2.34 -> "2.3s", 75 -> "1m15s", 4000 -> "1h6m40s" (as the CLI's progress lines). */
+function formatSeconds(sec: number): string {
+  if (sec < 9.95) return `${Math.max(0, sec).toFixed(1)}s`;
+  const s = Math.round(sec), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h > 0 ? `${h}h${m}m${r}s` : m > 0 ? `${m}m${r}s` : `${r}s`;
 }
 
 function alive(pid: number): boolean {
