@@ -1,10 +1,9 @@
 // What `kompresor sft` and `kompresor dpo` share besides the trainer flags: checks of the model
 // folder and of the token ids against its vocabulary, the saved state of a run being resumed,
-// and the data summary line.
+// and the data summary line. (Resuming a run: resumeState in trainer_flags.ts.)
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
-import { latestCheckpoint, readTrainState, type TrainState } from '../train/run_checkpoint.ts';
 import type { LoadedTokenizer } from '../io/tokenizer.ts';
 import type { AlignData, TokenExample } from '../align/data.ts';
 
@@ -19,21 +18,6 @@ export function checkModelFolder(dir: string, flag: string, tokenizer = true): v
   }
 }
 
-/** The newest checkpoint's state of a run started by `command`; one-line errors otherwise. */
-export function resumeState(runDir: string, command: string): { dir: string; state: TrainState } {
-  const dir = latestCheckpoint(runDir);
-  if (!dir) {
-    throw new KompresorError({ code: 'file_not_found', where: runDir, rule: 'a resumed run needs a checkpoint-<step> folder in the run folder', found: 'none',
-      hint: 'the run stopped before its first checkpoint (or this is not a run folder); start it again' });
-  }
-  const state = readTrainState(dir);
-  const saved = String((state.meta as { command?: unknown }).command);
-  if (saved !== command) {
-    throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: `kompresor ${command} resumes runs it started`, found: `a run of "${saved}"`,
-      hint: `resume it with \`kompresor ${saved} --resume ${runDir}\`` });
-  }
-  return { dir, state };
-}
 
 /** Every token id must index the model's embedding: refused up front, naming the row. */
 export function checkVocab(examples: Iterable<TokenExample>, vocabSize: number, tok: LoadedTokenizer): void {

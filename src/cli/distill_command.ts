@@ -16,12 +16,11 @@ import { loadModel } from '../model/load.ts';
 import { openPackedData } from '../data/packed_source.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
-import { latestCheckpoint, readTrainState } from '../train/run_checkpoint.ts';
 import { kdOptions, type KdOptions } from '../distill/kd_head.ts';
 import { kdObjective } from '../distill/objective.ts';
 import { TeacherCache, cachedTeacher, liveTeacher, loadTeacher, teacherChecksum, type Teacher } from '../distill/teacher_cache.ts';
 import { parseNumber } from './args.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
 
 /** ModelOpt's distillation example: lr 1e-4 -> 1e-5 cosine, warmup 50 (spec §3). */
 export const DISTILL_DEFAULTS = { ...TRAIN_DEFAULTS, lr: 1e-4, minLr: 1e-5, warmup: 50 };
@@ -135,17 +134,8 @@ async function resumeRun(o: DistillFlags, c: Command) {
       hint: `run \`kompresor distill --resume ${o.resume}\` alone (--teacher, --data and --teacher-cache may point to moved folders)` });
   }
   const runDir = o.resume!;
-  const dir = latestCheckpoint(runDir);
-  if (!dir) {
-    throw new KompresorError({ code: 'file_not_found', where: runDir, rule: 'a resumed run needs a checkpoint-<step> folder in the run folder', found: 'none',
-      hint: 'the run stopped before its first checkpoint (or this is not a run folder); start it again' });
-  }
-  const st = readTrainState(dir);
+  const { dir, state: st } = resumeState(runDir, 'distill');
   const saved = st.meta as unknown as DistillMeta;
-  if (saved.command !== 'distill') {
-    throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: 'kompresor distill resumes runs it started', found: `a run of "${String(saved.command)}"`,
-      hint: saved.command === 'train' ? `resume it with \`kompresor train --resume ${runDir}\`` : undefined });
-  }
   const changes = parseTrainerFlags(c, true);
   const kdChanges = parseKdFlags(o, c, true);
   const meta: DistillMeta = {
@@ -178,7 +168,7 @@ async function runDistill(runDir: string, student: Decoder, config: Record<strin
     throw e;
   }
   const signals = installStopSignals();
-  const startStep = resume ? readTrainState(latestCheckpoint(runDir)!).step : 0;
+  const startStep = resume ? resumeState(runDir, 'distill').state.step : 0;
   const progress = trainingProgress('distill', options, startStep, json);
   const resumeCommand = `kompresor distill --resume ${runDir}`;
   let r: TrainResult;

@@ -20,8 +20,8 @@ import { DpoSource, dpoEvalSource } from '../align/sources.ts';
 import { dpoObjective, computeRefLogps, cachedRefLogps, REF_CACHE_FILE } from '../align/dpo.ts';
 import { dpoLossOptions, DPO_DEFAULTS, DPO_LOSS_TYPES, type DpoLossOptions, type DpoLossType } from '../align/losses.ts';
 import { parseNumber } from './args.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult } from './trainer_flags.ts';
-import { checkModelFolder, resumeState, checkVocab, describeData, abs } from './align_common.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
+import { checkModelFolder, checkVocab, describeData, abs } from './align_common.ts';
 
 /** TRL's DPOConfig: lr 1e-6, max_length 1024, no weight decay, no warmup (spec §2). */
 export const DPO_TRAIN_DEFAULTS = { ...TRAIN_DEFAULTS, lr: 1e-6, minLr: 1e-7, warmup: 0, weightDecay: 0, seqLen: 1024 };

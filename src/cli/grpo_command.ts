@@ -16,9 +16,9 @@ import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, totalSteps, type TrainOptions } from '../train/options.ts';
-import { latestCheckpoint, readTrainState } from '../train/run_checkpoint.ts';
+import { readTrainState } from '../train/run_checkpoint.ts';
 import type { MetricsLine } from '../train/metrics.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, resumeState } from './trainer_flags.ts';
 import { GRPO_DEFAULTS, grpoObjective, grpoEvaluate, lossOptions, rolloutOptions, builtinRewardOptions, type GrpoOptions } from '../align/grpo.ts';
 import { RolloutSource, SCALE_REWARDS, type ScaleRewards } from '../align/grpo_rollout.ts';
 import { LOSS_TYPES, type LossType } from '../align/grpo_loss.ts';
@@ -168,16 +168,8 @@ async function resumeRun(modelDir: string | undefined, o: Flags, c: Command) {
       found: [modelDir, o.out && `--out ${String(o.out)}`].filter(Boolean).join(', '), hint: `run \`kompresor grpo --resume ${String(o.resume)}\` alone (--data and --eval-data may point to moved files)` });
   }
   const runDir = String(o.resume);
-  const dir = latestCheckpoint(runDir);
-  if (!dir) {
-    throw new KompresorError({ code: 'file_not_found', where: runDir, rule: 'a resumed run needs a checkpoint-<step> folder in the run folder', found: 'none',
-      hint: 'the run stopped before its first checkpoint (or this is not a run folder); start it again' });
-  }
-  const st = readTrainState(dir);
+  const { dir, state: st } = resumeState(runDir, 'grpo');
   const saved = st.meta as unknown as GrpoMeta;
-  if (saved.command !== 'grpo') {
-    throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: 'kompresor grpo resumes runs it started', found: `a run of "${String(saved.command)}"` });
-  }
   const changes = parseTrainerFlags(c, true), grpoChanges = parseGrpoFlags(o, c, true);
   const grpo = { ...saved.grpo, ...grpoChanges };
   const meta: GrpoMeta = {

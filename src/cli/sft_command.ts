@@ -15,8 +15,8 @@ import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
 import { loadSftData, lossTokens } from '../align/data.ts';
 import { SftSource, sftEvalSource } from '../align/sources.ts';
 import { sftObjective } from '../align/sft.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult } from './trainer_flags.ts';
-import { checkModelFolder, resumeState, checkVocab, describeData, abs } from './align_common.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
+import { checkModelFolder, checkVocab, describeData, abs } from './align_common.ts';
 
 /** TRL's SFTConfig: lr 2e-5, max_length 1024, no weight decay, no warmup (spec §1). */
 export const SFT_DEFAULTS = { ...TRAIN_DEFAULTS, lr: 2e-5, minLr: 2e-6, warmup: 0, weightDecay: 0, seqLen: 1024 };

@@ -15,8 +15,7 @@ import { loadModel } from '../model/load.ts';
 import { openPackedData } from '../data/packed_source.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
-import { latestCheckpoint, readTrainState } from '../train/run_checkpoint.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
 
 const TRAIN_HELP = `
 Run folder (--out):
@@ -82,16 +81,8 @@ async function resumeRun(modelDir: string | undefined, o: TrainFlags, c: Command
       found: [modelDir, o.init && `--init ${o.init}`, o.out && `--out ${o.out}`].filter(Boolean).join(', '), hint: `run \`kompresor train --resume ${o.resume}\` alone (--data may point to moved data)` });
   }
   const runDir = o.resume!;
-  const dir = latestCheckpoint(runDir);
-  if (!dir) {
-    throw new KompresorError({ code: 'file_not_found', where: runDir, rule: 'a resumed run needs a checkpoint-<step> folder in the run folder', found: 'none',
-      hint: 'the run stopped before its first checkpoint (or this is not a run folder); start it again' });
-  }
-  const st = readTrainState(dir);
+  const { dir, state: st } = resumeState(runDir, 'train');
   const meta = st.meta as unknown as TrainMeta;
-  if (meta.command !== 'train') {
-    throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: 'kompresor train resumes runs it started', found: `a run of "${String(meta.command)}"` });
-  }
   const changes = parseTrainerFlags(c, true);
   const ck = openCheckpoint(dir); // headers only: the trainer reads the weights
   const model = new Decoder(ck.config);
@@ -103,7 +94,7 @@ async function runTraining(runDir: string, model: Decoder, config: Record<string
   resume: boolean, allowOptionChanges: boolean, json: boolean): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
   const data = openPackedData(meta.data, { seed: options.seed, modelVocabSize: model.cfg.vocabSize });
   const signals = installStopSignals();
-  const startStep = resume ? readTrainState(latestCheckpoint(runDir)!).step : 0;
+  const startStep = resume ? resumeState(runDir, 'train').state.step : 0;
   const progress = trainingProgress('train', options, startStep, json);
   const resumeCommand = `kompresor train --resume ${runDir}`;
   let r: TrainResult;

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { parseNumber } from './args.ts';
+import { latestCheckpoint, readTrainState, type TrainState } from '../train/run_checkpoint.ts';
 import { progressBar, formatSeconds, type Progress } from './progress.ts';
 import { TRAIN_DEFAULTS, totalSteps, type TrainOptions } from '../train/options.ts';
 import type { TrainResult } from '../train/trainer.ts';
@@ -128,4 +129,20 @@ export function describeResult(r: TrainResult, runDir: string, resumeCommand: st
   }
   return `finished ${r.totalSteps} steps (${r.tokens.toLocaleString('en-US')} tokens)${rate}; loss ${r.loss.toFixed(4)}${tail}\n` +
     `model: ${r.final} (Hugging Face checkpoint); metrics: ${runDir}/metrics.jsonl; plots: ${runDir}/report/`;
+}
+
+/** The newest checkpoint's state of a run started by `command`; one-line errors otherwise. */
+export function resumeState(runDir: string, command: string): { dir: string; state: TrainState } {
+  const dir = latestCheckpoint(runDir);
+  if (!dir) {
+    throw new KompresorError({ code: 'file_not_found', where: runDir, rule: 'a resumed run needs a checkpoint-<step> folder in the run folder', found: 'none',
+      hint: 'the run stopped before its first checkpoint (or this is not a run folder); start it again' });
+  }
+  const state = readTrainState(dir);
+  const saved = String((state.meta as { command?: unknown }).command);
+  if (saved !== command) {
+    throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: `kompresor ${command} resumes runs it started`, found: `a run of "${saved}"`,
+      hint: `resume it with \`kompresor ${saved} --resume ${runDir}\`` });
+  }
+  return { dir, state };
 }

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { kv, type GgufValue } from './gguf_writer.ts';
+import { readJsonObject } from '../io/tokenizer.ts';
 
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -46,9 +47,9 @@ export function vocabKv(dir: string, vocabSize: number, rawConfig: Json): GgufVo
     throw new KompresorError({ code: 'file_not_found', where: jsonPath, rule: 'GGUF export needs the model\'s tokenizer.json',
       found: 'no such file', hint: 'copy tokenizer.json (and tokenizer_config.json) from the original model into the folder' });
   }
-  const tok = readJson(jsonPath);
+  const tok = readJsonObject(jsonPath);
   const configPath = nodePath.join(dir, 'tokenizer_config.json');
-  const tokConfig = fs.existsSync(configPath) ? readJson(configPath) : {};
+  const tokConfig = fs.existsSync(configPath) ? readJsonObject(configPath) : {};
   const model = checkByteLevelBpe(jsonPath, tok);
   const warnings: string[] = [];
   const { tokens, types, ids } = tokenList(jsonPath, model, tok, vocabSize);
@@ -66,18 +67,6 @@ export function vocabKv(dir: string, vocabSize: number, rawConfig: Json): GgufVo
   return { kv: out, tokens: tokens.length, pre, warnings };
 }
 
-function readJson(path: string): Json {
-  let v: unknown;
-  try {
-    v = JSON.parse(fs.readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new KompresorError({ code: 'tokenizer_invalid', where: path, rule: 'the file must be valid JSON', found: (e as Error).message });
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new KompresorError({ code: 'tokenizer_invalid', where: path, rule: 'the file must hold a JSON object', found: String(v) });
-  }
-  return v as Json;
-}
 
 // ---------------------------------------------------------------------------------------------
 // tokens

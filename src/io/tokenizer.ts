@@ -91,7 +91,8 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
   };
 }
 
-function readJsonObject(path: string): Json {
+/** A JSON object from a tokenizer file; one-line tokenizer_invalid errors otherwise. */
+export function readJsonObject(path: string): Json {
   let v: unknown;
   try {
     v = JSON.parse(fs.readFileSync(path, 'utf8'));
