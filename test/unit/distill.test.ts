@@ -6,7 +6,6 @@
 // the student is a fresh one-layer model of the same vocabulary.
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,9 +27,8 @@ import { topKIds } from '../../src/tensor/kernels/kd_loss.ts';
 import { KompresorError } from '../../src/errors.ts';
 import { TINY, syntheticDocs, tinyOptions } from '../train_helpers.ts';
 import { rng } from '../helpers.ts';
+import { kompresor } from '../cli_run.ts';
 
-const ROOT = path.join(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'bin/kompresor.mjs');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-distill-'));
 const work = tmp();
 const at = (...p: string[]) => path.join(work, ...p);
@@ -201,21 +199,7 @@ describe('the teacher cache', () => {
 // -----------------------------------------------------------------------------------------------
 // the command line
 
-interface Run { args: string[]; code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
-function kompresor(args: string[], watch?: (kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    let sent = false;
-    const poll = watch ? setInterval(() => watch((s) => { if (!sent) child.kill(s); sent = true; }), 5) : undefined;
-    child.on('close', (code, signal) => { clearInterval(poll); resolve({ args, code, signal, stdout, stderr }); });
-  });
-}
 
 describe('kompresor distill', () => {
   // byte-level teacher (2 layers) and student (1 layer) with random weights, and prepared data

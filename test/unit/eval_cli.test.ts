@@ -3,25 +3,13 @@
 // printed table, and one-line errors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeByteModel } from '../gguf_helpers.ts';
+import { kompresor } from '../cli_run.ts';
 
-const ROOT = path.join(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'bin/kompresor.mjs');
 
-interface Run { code: number | null; stdout: string; stderr: string }
-function kompresor(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as unknown as { code: number }).code ?? null) : 0, stdout, stderr });
-    });
-  });
-}
 
 let tmp: string, student: string, teacher: string, tasks: string;
 before(() => {

@@ -3,28 +3,15 @@
 // errors for what is refused before anything is written.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readGguf } from '../../src/export/gguf_reader.ts';
 import { makeByteModel, FIXTURES } from '../gguf_helpers.ts';
+import { kompresor, type Run } from '../cli_run.ts';
 
-const ROOT = path.join(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'bin/kompresor.mjs');
 
-interface Run { code: number | null; stdout: string; stderr: string }
 
-function kompresor(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? (err as unknown as { code: number }).code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function assertOneLineError(r: Run, ...patterns: RegExp[]): void {
   assert.equal(r.code, 1, r.stderr);

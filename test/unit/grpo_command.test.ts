@@ -5,7 +5,6 @@
 // prompt files with bad rows are refused naming FILE:LINE (read in process, no model needed).
 import { test, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,25 +18,12 @@ import { readMetrics } from '../../src/train/metrics.ts';
 import { listCheckpoints } from '../../src/train/run_checkpoint.ts';
 import { readPromptFile } from '../../src/align/grpo_data.ts';
 import { throwsWith } from '../helpers.ts';
+import { kompresor } from '../cli_run.ts';
 
-const ROOT = path.join(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'bin/kompresor.mjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-grpo-cli-'));
 const at = (...p: string[]) => path.join(tmp, ...p);
 
-interface Run { code: number | null; stdout: string; stderr: string }
 
-function kompresor(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 const SMALL = ['--num-generations', '4', '--micro-batch', '8', '--max-new-tokens', '4', '--max-prompt-length', '48', '--lr', '1e-3', '--seed', '3'];

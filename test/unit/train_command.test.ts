@@ -5,7 +5,6 @@
 // The processes start when the file starts (two at a time, after the data is prepared).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,28 +15,12 @@ import { listCheckpoints, latestCheckpoint, readTrainState } from '../../src/tra
 import { rng } from '../helpers.ts';
 import { parseTokens } from '../../src/cli/trainer_flags.ts';
 import { KompresorError } from '../../src/errors.ts';
+import { kompresor, type Run } from '../cli_run.ts';
 
-const ROOT = path.join(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'bin/kompresor.mjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-train-cli-'));
 const at = (...p: string[]) => path.join(tmp, ...p);
 
-interface Run { args: string[]; code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
-/** Runs the CLI; `watch` is polled while it runs and may send it one signal. Never rejects. */
-function kompresor(args: string[], watch?: (kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    let sent = false;
-    const poll = watch ? setInterval(() => watch((s) => { if (!sent) child.kill(s); sent = true; }), 5) : undefined;
-    child.on('close', (code, signal) => { clearInterval(poll); resolve({ args, code, signal, stdout, stderr }); });
-  });
-}
 
 const curve = (runDir: string) => readMetrics(path.join(runDir, 'metrics.jsonl')).map((l) => JSON.stringify([l.split, l.step, l.loss, l.lr, l.grad_norm]));
 const weights = (runDir: string) => fs.readFileSync(path.join(runDir, 'final/model.safetensors'));
