@@ -9,42 +9,17 @@
 // gradients agree to relErr < 1e-5 (measured: 1e-8 to 2e-7).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { native, type NativeAddon } from '../../src/tensor/native.ts';
-import type { Kernels } from '../../src/tensor/kernels/types.ts';
 import { kdForwardBackward } from '../../src/tensor/kernels/kd_loss.ts';
 import { randn, relErr } from '../helpers.ts';
-
-function nat(): Kernels['kdForwardBackward'] {
-  assert.ok(native, 'the native addon is not built (native/build/Release/kompresor_native.node); run `npm run build:native`');
-  const fn = (native as NativeAddon).kdForwardBackward;
-  assert.equal(typeof fn, 'function', 'the native addon does not export kdForwardBackward');
-  return fn as Kernels['kdForwardBackward'];
-}
-
-/** A copy of x at element offset `pad` inside a larger NaN-filled buffer. */
-function offsetF32(x: Float32Array, pad = 3): Float32Array {
-  const big = new Float32Array(x.length + pad + 5).fill(NaN);
-  big.set(x, pad);
-  return big.subarray(pad, pad + x.length);
-}
-function offsetI32(x: Int32Array, pad = 3): Int32Array {
-  const big = new Int32Array(x.length + pad + 5).fill(-7);
-  big.set(x, pad);
-  return big.subarray(pad, pad + x.length);
-}
+import { nat, offsetF32, offsetI32, assertRel } from '../native_helpers.ts';
 
 /** Runs both kernels on the same inputs; returns [native, reference] losses and gradients. */
 function both(z: Float32Array, u: Float32Array, targets: Int32Array, N: number, V: number,
   [T, k, reverse, dscale]: [T: number, topK: number, reverse: boolean, dscale: number]) {
   const out = [0, 1].map(() => ({ losses: offsetF32(new Float32Array(N)), grad: offsetF32(z) }));
-  nat()(out[0].losses, out[0].grad, u, targets, N, V, T, k, reverse, dscale);
+  nat('kdForwardBackward')(out[0].losses, out[0].grad, u, targets, N, V, T, k, reverse, dscale);
   kdForwardBackward(out[1].losses, out[1].grad, u, targets, N, V, T, k, reverse, dscale);
   return out;
-}
-
-function assertRel(a: Float32Array, b: Float32Array, tol: number, what: string): void {
-  const e = relErr(a, b);
-  assert.ok(e < tol, `${what}: relErr ${e} >= ${tol}`);
 }
 
 // [N, V, T, topK, reverse]: the first sizes run serially, the last ones cross the threshold
@@ -110,7 +85,7 @@ test('kd native top-k breaks ties toward the lower id, as the reference does', (
 
 test('kd native rejects short buffers and bad options, naming them', () => {
   const N = 2, V = 6, f = (n: number) => new Float32Array(n), t = new Int32Array(N);
-  const fn = nat() as (...a: unknown[]) => unknown;
+  const fn = nat('kdForwardBackward') as (...a: unknown[]) => unknown;
   const args = (): unknown[] => [f(N), f(N * V), f(N * V), new Int32Array(N), N, V, 1, 0, false, 1];
   for (const [i, name] of [[0, 'losses'], [1, 'logits'], [2, 'teacherLogits'], [3, 'targets']] as const) {
     const a = args();

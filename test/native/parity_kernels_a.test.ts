@@ -9,61 +9,13 @@
 // (relative 1e-12); the dtype conversions are exact and compared bit for bit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { native, type NativeAddon } from '../../src/tensor/native.ts';
-import type { Kernels } from '../../src/tensor/kernels/types.ts';
 import { rmsnormForward, rmsnormBackward } from '../../src/tensor/kernels/rmsnorm.ts';
 import { swigluForward, swigluBackward } from '../../src/tensor/kernels/swiglu.ts';
 import { crossEntropyForwardBackward } from '../../src/tensor/kernels/cross_entropy.ts';
 import { adamwUpdate, sumSquares } from '../../src/tensor/kernels/adamw.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensor/kernels/dtype.ts';
 import { randn, relErr, rng } from '../helpers.ts';
-
-/** The native kernel `name`, or a failing assertion that says why it is missing. */
-function nat<K extends keyof Kernels>(name: K): Kernels[K] {
-  assert.ok(native, 'the native addon is not built (native/build/Release/kompresor_native.node); run `npm run build:native`');
-  const fn = (native as NativeAddon)[name];
-  assert.equal(typeof fn, 'function', `the native addon does not export ${name}`);
-  return fn as Kernels[K];
-}
-
-/** A copy of x living at element offset `pad` inside a larger buffer (byteOffset = 4*pad or 2*pad). */
-function offsetF32(x: Float32Array, pad = 3): Float32Array {
-  const big = new Float32Array(x.length + pad + 5).fill(NaN);
-  big.set(x, pad);
-  return big.subarray(pad, pad + x.length);
-}
-function offsetU16(x: Uint16Array, pad = 3): Uint16Array {
-  const big = new Uint16Array(x.length + pad + 5).fill(0xffff);
-  big.set(x, pad);
-  return big.subarray(pad, pad + x.length);
-}
-
-function offsetI32(x: Int32Array, pad = 3): Int32Array {
-  const big = new Int32Array(x.length + pad + 5).fill(-7);
-  big.set(x, pad);
-  return big.subarray(pad, pad + x.length);
-}
-
-function assertRel(a: Float32Array, b: Float32Array, tol: number, what: string): void {
-  const e = relErr(a, b);
-  assert.ok(e < tol, `${what}: relErr ${e} >= ${tol}`);
-}
-
-/**
- * For each buffer argument of a native call in turn, pass a view one element short and expect
- * an Error whose message names that argument ("<kernel>: <arg> has k elements, needs k+1").
- */
-function checkShortBuffers(name: keyof Kernels, args: () => unknown[], buffers: [number, string][]): void {
-  const fn = nat(name) as (...a: unknown[]) => unknown;
-  for (const [i, argName] of buffers) {
-    const a = args();
-    const buf = a[i] as Float32Array;
-    a[i] = buf.subarray(0, buf.length - 1);
-    assert.throws(() => fn(...a), (e: unknown) => e instanceof Error &&
-      e.message.includes(`${name}: ${argName} has ${buf.length - 1} elements, needs ${buf.length}`),
-      `${name} with ${argName} one element short must throw naming ${argName}`);
-  }
-}
+import { nat, offsetF32, offsetU16, offsetI32, assertRel, checkShortBuffers } from '../native_helpers.ts';
 
 // the second size crosses the kernels' parallel threshold (2^16 elements), the first runs serially
 for (const [N, C] of [[64, 576], [256, 576]] as const) {

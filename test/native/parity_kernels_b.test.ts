@@ -17,54 +17,12 @@
 //   (measured <= 4e-7 forward, <= 7e-7 backward).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { native, type NativeAddon } from '../../src/tensor/native.ts';
 import type { Kernels } from '../../src/tensor/kernels/types.ts';
 import { matmulForward, matmulBackward } from '../../src/tensor/kernels/matmul.ts';
 import { ropeForward, ropeBackward } from '../../src/tensor/kernels/rope.ts';
 import { attentionForward, attentionBackward, attentionDecode } from '../../src/tensor/kernels/attention.ts';
 import { randn, relErr, maxAbsDiff } from '../helpers.ts';
-
-/** The native kernel `name`, or a failing assertion that says why it is missing. */
-function nat<K extends keyof Kernels>(name: K): Kernels[K] {
-  assert.ok(native, 'the native addon is not built (native/build/Release/kompresor_native.node); run `npm run build:native`');
-  const fn = (native as NativeAddon)[name];
-  assert.equal(typeof fn, 'function', `the native addon does not export ${name}`);
-  return fn as Kernels[K];
-}
-
-const PAD_BEFORE = 3, PAD_AFTER = 5;
-/** Buffers handed to native kernels: a view at element offset 3 of a NaN-padded array. */
-const guarded = new Map<Float32Array, Float32Array>();
-
-/** A copy of x at element offset 3 inside a larger NaN-filled buffer (byteOffset 12). */
-function offsetF32(x: Float32Array): Float32Array {
-  const big = new Float32Array(x.length + PAD_BEFORE + PAD_AFTER).fill(NaN);
-  big.set(x, PAD_BEFORE);
-  const view = big.subarray(PAD_BEFORE, PAD_BEFORE + x.length);
-  guarded.set(view, big);
-  return view;
-}
-
-function offsetI32(x: Int32Array): Int32Array {
-  const big = new Int32Array(x.length + PAD_BEFORE + PAD_AFTER).fill(-7);
-  big.set(x, PAD_BEFORE);
-  return big.subarray(PAD_BEFORE, PAD_BEFORE + x.length);
-}
-
-/** The NaN padding around an offsetF32 view is intact (nothing was written out of bounds). */
-function assertPadding(view: Float32Array, what: string): void {
-  const big = guarded.get(view);
-  assert.ok(big, `${what} is not an offsetF32 view`);
-  for (let i = 0; i < big.length; i++) {
-    if (i >= PAD_BEFORE && i < PAD_BEFORE + view.length) continue;
-    assert.ok(Number.isNaN(big[i]), `${what}: element ${i - PAD_BEFORE} outside the view was overwritten with ${big[i]}`);
-  }
-}
-
-function assertRel(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void {
-  const e = relErr(a, b);
-  assert.ok(e < tol, `${what}: relErr ${e} >= ${tol}`);
-}
+import { nat, offsetF32, offsetI32, assertPadding, assertRel, checkShortBuffers } from '../native_helpers.ts';
 
 /** a - b (a + b with sign = 1) in float64; a plain loop (Float64Array.from with a map is slow). */
 function combine(a: ArrayLike<number>, b: ArrayLike<number>, sign: 1 | -1): Float64Array {
@@ -78,22 +36,6 @@ function cols(x: Float32Array, rows: number, width: number, c0: number, c1: numb
   const out = new Float32Array(rows * (c1 - c0));
   for (let r = 0; r < rows; r++) out.set(x.subarray(r * width + c0, r * width + c1), r * (c1 - c0));
   return out;
-}
-
-/**
- * For each buffer argument of a native call in turn, pass a view one element short and expect
- * an Error whose message names that argument ("<kernel>: <arg> has k elements, needs k+1").
- */
-function checkShortBuffers(name: keyof Kernels, args: () => unknown[], buffers: [number, string][]): void {
-  const fn = nat(name) as (...a: unknown[]) => unknown;
-  for (const [i, argName] of buffers) {
-    const a = args();
-    const buf = a[i] as Float32Array;
-    a[i] = buf.subarray(0, buf.length - 1);
-    assert.throws(() => fn(...a), (e: unknown) => e instanceof Error &&
-      e.message.includes(`${name}: ${argName} has ${buf.length - 1} elements, needs ${buf.length}`),
-      `${name} with ${argName} one element short must throw naming ${argName}`);
-  }
 }
 
 // ------------------------------------------------------------------------------------------------
