@@ -88,7 +88,7 @@ export function registerDistillCommand(program: Command): void {
   cmd.addHelpText('after', DISTILL_HELP)
     .action(async (o: DistillFlags, c: Command) => {
       const r = o.resume ? await resumeRun(o, c) : await startRun(o, c);
-      if (r.status === 'stopped') process.exit(exitCodeFor(r.signal ?? 'SIGINT'));
+      if (r.status === 'stopped') process.exitCode = exitCodeFor(r.signal ?? 'SIGINT'); // main() returns it
     });
 }
 

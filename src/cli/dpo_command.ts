@@ -99,7 +99,7 @@ export function registerDpoCommand(program: Command): void {
   cmd.addHelpText('after', DPO_HELP)
     .action(async (modelDir: string | undefined, o: DpoFlags, c: Command) => {
       const r = o.resume ? await resumeRun(modelDir, o, c) : await startRun(modelDir, o, c);
-      if (r.status === 'stopped') process.exit(exitCodeFor(r.signal ?? 'SIGINT'));
+      if (r.status === 'stopped') process.exitCode = exitCodeFor(r.signal ?? 'SIGINT'); // main() returns it
     });
 }
 

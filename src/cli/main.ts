@@ -112,7 +112,9 @@ registerPipelineCommand(program);
 export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
-    return 0;
+    // an action that ended without failing but not as a success (a stopped training run: 130/143)
+    // sets process.exitCode; everything else is 0
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof KompresorError) {
       console.error(`kompresor: ${e.message}`);

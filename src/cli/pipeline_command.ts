@@ -124,8 +124,7 @@ export function registerPipelineCommand(program: Command): void {
       }
       if (summary.status === 'interrupted') {
         console.error(`stopped; run the same command again to continue (state: ${plan.runDir}/pipeline_state.json)`);
-        await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-        process.exit(summary.exit_code);
+        process.exitCode = summary.exit_code; // main() returns it
       }
     });
 }

@@ -52,11 +52,7 @@ export function registerTrainCommand(program: Command): void {
   cmd.addHelpText('after', TRAIN_HELP)
     .action(async (modelDir: string | undefined, o: TrainFlags, c: Command) => {
       const r = o.resume ? await resumeRun(modelDir, o, c) : await startRun(modelDir, o, c);
-      if (r.status === 'stopped') {
-        // main() would return 0 after the action; a stopped run is not a finished one. stdout and
-        // stderr are synchronous for files, pipes and terminals on POSIX, so nothing is lost.
-        process.exit(exitCodeFor(r.signal ?? 'SIGINT'));
-      }
+      if (r.status === 'stopped') process.exitCode = exitCodeFor(r.signal ?? 'SIGINT'); // main() returns it
     });
 }
 
