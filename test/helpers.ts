@@ -1,5 +1,9 @@
-// Shared test utilities: a seeded RNG, error norms and a central finite-difference gradient.
+// Shared test utilities: a seeded RNG, error norms, a central finite-difference gradient and
+// self-cleaning temporary folders.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { KompresorError } from '../src/errors.ts';
 
 /** Mulberry32: small, fast, deterministic. */
@@ -83,4 +87,27 @@ export function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[
     for (const p of patterns) assert.match(e.message, p);
     return true;
   });
+}
+
+const tempDirs: string[] = [];
+let cleanupRegistered = false;
+
+/**
+ * A fresh folder under os.tmpdir() named `<prefix>XXXXXX`, removed when the test process exits
+ * (node's runner gives every test file its own process, so this is once per file; child processes
+ * a test spawns may write into it, since they are done by then). Set KOMPRESOR_KEEP_TEST_TMP=1 to
+ * keep the folders for debugging.
+ */
+export function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (!cleanupRegistered) { process.once('exit', removeTempDirs); cleanupRegistered = true; }
+  tempDirs.push(dir);
+  return dir;
+}
+
+function removeTempDirs(): void {
+  if (process.env.KOMPRESOR_KEEP_TEST_TMP === '1') return;
+  for (const dir of tempDirs.splice(0)) {
+    try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* best effort at exit */ }
+  }
 }

@@ -14,14 +14,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '../../src/model/load.ts';
 import { batchFromRows } from '../../src/model/batch.ts';
 import { generate } from '../../src/model/generate.ts';
 import { GREEDY } from '../../src/model/sampling.ts';
 import { exportGguf, type ExportDtype } from '../../src/export/gguf_export.ts';
-import { relErr } from '../helpers.ts';
+import { relErr, tempDir } from '../helpers.ts';
 import { makeByteModel } from '../gguf_helpers.ts';
 
 import type { Token } from 'node-llama-cpp';
@@ -52,7 +51,7 @@ const CASES: Case[] = [
 
 let lib: NodeLlamaCpp;
 let llama: Llama;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-gguf-llamacpp-'));
+const tmp = tempDir('kompresor-gguf-llamacpp-');
 
 before(async () => {
   try {

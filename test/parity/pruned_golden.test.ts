@@ -7,7 +7,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '../../src/model/load.ts';
 import { batchFromRows } from '../../src/model/batch.ts';
@@ -16,7 +15,7 @@ import { openCheckpoint } from '../../src/io/checkpoint.ts';
 import { loadScores } from '../../src/prune/scores.ts';
 import { makePlan, parseTarget, parseDepth } from '../../src/prune/plan.ts';
 import { prune } from '../../src/prune/apply.ts';
-import { relErr } from '../helpers.ts';
+import { relErr, tempDir } from '../helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const CASES_DIR = path.join(ROOT, 'fixtures_pruned');
@@ -24,7 +23,7 @@ const LOGITS_TOL = 1e-4;
 
 interface Golden { case: string; source: string; target: string; depth: string; ids: number[][] }
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-pruned-golden-'));
+const tmp = tempDir('kompresor-pruned-golden-');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const cases = fs.readdirSync(CASES_DIR).filter((d) => !d.startsWith('.')).sort();

@@ -4,10 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { makeByteModel } from '../gguf_helpers.ts';
 import { kompresor } from '../cli_run.ts';
+import { tempDir } from '../helpers.ts';
 
 
 
@@ -17,7 +17,7 @@ const SMALL = ['--batch', '2', '--prompt-len', '8', '--new-tokens', '4', '--repe
 
 let tmp: string, big: string, small: string;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-bench-cli-'));
+  tmp = tempDir('kompresor-bench-cli-');
   big = path.join(tmp, 'big');
   small = path.join(tmp, 'small');
   const dims = { hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2 };

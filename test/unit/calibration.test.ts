@@ -4,18 +4,17 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
 import { buildCalibration, calibrationBatch, readDocuments, type CalibrationOptions } from '../../src/prune/calibration.ts';
 import { writeByteTokenizer } from './score_fixture.ts';
-import { throwsWith } from '../helpers.ts';
+import { throwsWith, tempDir } from '../helpers.ts';
 
 let tmp: string;
 let tok: LoadedTokenizer;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-calib-'));
+  tmp = tempDir('kompresor-calib-');
   writeByteTokenizer(tmp);
   tok = loadTokenizer(tmp);
 });

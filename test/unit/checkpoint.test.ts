@@ -3,12 +3,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { openCheckpoint, saveCheckpoint, type SaveTensor } from '../../src/io/checkpoint.ts';
 import { writeSafetensors } from '../../src/io/safetensors.ts';
-import { randn, throwsWith } from '../helpers.ts';
+import { randn, throwsWith, tempDir } from '../helpers.ts';
 
 const CONFIG = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 16, hidden_size: 8, num_hidden_layers: 1,
@@ -17,7 +16,7 @@ const CONFIG = {
 };
 
 let tmp: string;
-before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-ckpt-')); });
+before(() => { tmp = tempDir('kompresor-ckpt-'); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
 function fresh(name: string): string {

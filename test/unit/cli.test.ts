@@ -7,7 +7,6 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { readSafetensorsHeader, readTensorF32, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
 import { openCheckpoint } from '../../src/io/checkpoint.ts';
@@ -17,7 +16,7 @@ import { Decoder } from '../../src/model/decoder.ts';
 import { initWeights } from '../../src/model/init.ts';
 import { saveModel } from '../../src/model/load.ts';
 import { generateCommand } from '../../src/cli/engine_commands.ts';
-import { relErr } from '../helpers.ts';
+import { relErr, tempDir } from '../helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/kompresor.mjs');
@@ -156,7 +155,7 @@ const runs: Record<string, Promise<Run>> = {};
 const out = (f: string) => path.join(tmp, 'out', f);
 
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-cli-'));
+  tmp = tempDir('kompresor-cli-');
   fs.mkdirSync(path.join(tmp, 'out'));
   dirs.untied = copyFixture('llama_untied', 'untied');
   dirs.tied = copyFixture('llama_tied_gqa', 'tied');

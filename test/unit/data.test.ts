@@ -5,7 +5,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -19,13 +18,14 @@ import { checkVocab, readManifest, openSplit } from '../../src/data/manifest.ts'
 import { openPackedData, shuffledOrder } from '../../src/data/packed_source.ts';
 import { ShardReader } from '../../src/data/shards.ts';
 import { readLines } from '../../src/data/inputs.ts';
+import { tempDir } from '../helpers.ts';
 
 let tmp: string;
 let tokDir: string;
 const EOS = 258; // <|im_end|>: the byte tokenizer's eos_token (256 bytes, <|endoftext|>, <|im_start|>, <|im_end|>)
 
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-data-'));
+  tmp = tempDir('kompresor-data-');
   tokDir = path.join(tmp, 'bytetok');
   fs.mkdirSync(tokDir);
   const t = byteLevelTokenizer();

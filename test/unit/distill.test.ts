@@ -7,7 +7,6 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadModel, saveModel } from '../../src/model/load.ts';
 import { Decoder } from '../../src/model/decoder.ts';
@@ -26,10 +25,10 @@ import { TeacherCache, cachedTeacher, liveTeacher, loadTeacher, teacherChecksum,
 import { topKIds } from '../../src/tensor/kernels/kd_loss.ts';
 import { KompresorError } from '../../src/errors.ts';
 import { TINY, syntheticDocs, tinyOptions } from '../train_helpers.ts';
-import { rng } from '../helpers.ts';
+import { rng, tempDir } from '../helpers.ts';
 import { kompresor } from '../cli_run.ts';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-distill-'));
+const tmp = () => tempDir('kompresor-distill-');
 const work = tmp();
 const at = (...p: string[]) => path.join(work, ...p);
 

@@ -8,7 +8,6 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { byteLevelTokenizer } from '../../src/io/byte_tokenizer.ts';
 import { normalizeConfig } from '../../src/io/hf_config.ts';
@@ -23,13 +22,13 @@ import type { PairExample, TokenExample } from '../../src/align/data.ts';
 import { Rng } from '../../src/model/sampling.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { TINY } from '../train_helpers.ts';
-import { randn, relErr, rng, throwsWith } from '../helpers.ts';
+import { randn, relErr, rng, throwsWith, tempDir } from '../helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/kompresor.mjs');
 let work: string;
 const at = (...p: string[]) => path.join(work, ...p);
-before(() => { work = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-dpo-')); });
+before(() => { work = tempDir('kompresor-dpo-'); });
 after(() => { fs.rmSync(work, { recursive: true, force: true }); });
 
 /** Pairs over the fixture's 64 ids: a shared prompt, then different answers (masked). */

@@ -4,16 +4,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { makeByteModel } from '../gguf_helpers.ts';
 import { kompresor } from '../cli_run.ts';
+import { tempDir } from '../helpers.ts';
 
 
 
 let tmp: string, student: string, teacher: string, tasks: string;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-eval-cli-'));
+  tmp = tempDir('kompresor-eval-cli-');
   student = path.join(tmp, 'student');
   teacher = path.join(tmp, 'teacher');
   makeByteModel(student, 'llama_tied_gqa', {}, 3);

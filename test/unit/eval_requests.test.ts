@@ -5,7 +5,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '../../src/model/load.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
@@ -16,12 +15,13 @@ import type { Decoder } from '../../src/model/decoder.ts';
 import { EngineLM, encodePair, rollingWindows, packRows, cutAtStops } from '../../src/eval/requests.ts';
 import { prefixToken } from '../../src/cli/eval_command.ts';
 import { makeByteModel } from '../gguf_helpers.ts';
+import { tempDir } from '../helpers.ts';
 
 let tmp: string, model: Decoder, tok: LoadedTokenizer, lm: EngineLM, prefix: number;
 const L = 16; // evaluation context (max_length) of these tests
 
 before(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-eval-requests-'));
+  tmp = tempDir('kompresor-eval-requests-');
   const dir = path.join(tmp, 'model');
   // merges make " t", "ma" and " ma" single tokens, so whitespace placement changes the tokens
   makeByteModel(dir, 'llama_tied_gqa', {}, 7, [['Ġ', 't'], ['m', 'a'], ['Ġ', 'ma']]);

@@ -3,17 +3,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadTask, findTaskFiles, applyFilters, pythonLiteral, type FilterStep } from '../../src/eval/tasks.ts';
 import { fewshotContext, FewshotSampler, PyRandom } from '../../src/eval/fewshot.ts';
 import { evaluateTask, evaluateTasks, computeRecovery, type EvalResults } from '../../src/eval/run.ts';
 import { charLength, byteLength, countWords, exactMatch, meanStderr, bootstrapStderr, recoveryPercent } from '../../src/eval/metrics.ts';
 import type { EvalLM, LoglikelihoodRequest, GenerateRequest } from '../../src/eval/requests.ts';
-import { throwsWith } from '../helpers.ts';
+import { throwsWith, tempDir } from '../helpers.ts';
 
 let tmp: string;
-before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-eval-tasks-')); });
+before(() => { tmp = tempDir('kompresor-eval-tasks-'); });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Writes a task folder: NAME.yaml plus data/<split>.jsonl files; returns the YAML path. */

@@ -4,11 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { readGguf } from '../../src/export/gguf_reader.ts';
 import { makeByteModel, FIXTURES } from '../gguf_helpers.ts';
 import { kompresor, type Run } from '../cli_run.ts';
+import { tempDir } from '../helpers.ts';
 
 
 
@@ -23,7 +23,7 @@ function assertOneLineError(r: Run, ...patterns: RegExp[]): void {
 
 let tmp: string, model: string;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-export-cli-'));
+  tmp = tempDir('kompresor-export-cli-');
   model = path.join(tmp, 'model');
   makeByteModel(model, 'qwen2_bias');
 });

@@ -5,7 +5,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { reference } from '../../src/tensor/ops.ts';
@@ -14,11 +13,11 @@ import { readGguf, readGgufTensorF32, dequantizeQ8_0 } from '../../src/export/gg
 import { exportGguf, permuteRope, tensorMap, chooseArch, llama3RopeFreqs } from '../../src/export/gguf_export.ts';
 import { vocabKv } from '../../src/export/gguf_vocab.ts';
 import { normalizeConfig } from '../../src/io/hf_config.ts';
-import { randn } from '../helpers.ts';
+import { randn, tempDir } from '../helpers.ts';
 import { makeByteModel, FIXTURES } from '../gguf_helpers.ts';
 
 let tmp: string;
-before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-gguf-')); });
+before(() => { tmp = tempDir('kompresor-gguf-'); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
 function throwsWith(fn: () => unknown, code: string, ...patterns: RegExp[]): void {

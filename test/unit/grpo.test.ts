@@ -7,7 +7,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { grpoTokenLoss, grpoChunkLoss, aggregationWeights, emptyStats, LOSS_TYPES, type GrpoLossOptions, type LossType } from '../../src/align/grpo_loss.ts';
 import { advantages, buildMicroBatch, RolloutSource, type Rollout, type RolloutOptions } from '../../src/align/grpo_rollout.ts';
@@ -22,7 +21,7 @@ import { TRAIN_DEFAULTS, type TrainOptions } from '../../src/train/options.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { readTrainState, latestCheckpoint } from '../../src/train/run_checkpoint.ts';
 import { TINY } from '../train_helpers.ts';
-import { randn, rng, relErr } from '../helpers.ts';
+import { randn, rng, relErr, tempDir } from '../helpers.ts';
 
 const OPTS: GrpoLossOptions = { epsilonLow: 0.2, epsilonHigh: 0.28, beta: 0, temperature: 1 };
 
@@ -328,7 +327,7 @@ test('decoder end to end (llama_tied_gqa, μ = 2, β = 0.1, dapo): d(loss)/d(par
 // -----------------------------------------------------------------------------------------------
 // runs of the shared trainer
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-grpo-'));
+const tmp = () => tempDir('kompresor-grpo-');
 
 function runOptions(over: Partial<TrainOptions> = {}): TrainOptions {
   return { ...TRAIN_DEFAULTS, steps: 4, microBatch: 4, seqLen: 16, gradAccum: 2, lr: 1e-2, minLr: 1e-3, warmup: 0, weightDecay: 0,

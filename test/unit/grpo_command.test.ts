@@ -6,7 +6,6 @@
 import { test, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { byteLevelTokenizer } from '../../src/io/byte_tokenizer.ts';
 import { loadTokenizer } from '../../src/io/tokenizer.ts';
@@ -17,10 +16,10 @@ import { saveModel } from '../../src/model/load.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { listCheckpoints } from '../../src/train/run_checkpoint.ts';
 import { readPromptFile } from '../../src/align/grpo_data.ts';
-import { throwsWith } from '../helpers.ts';
+import { throwsWith, tempDir } from '../helpers.ts';
 import { kompresor } from '../cli_run.ts';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-grpo-cli-'));
+const tmp = tempDir('kompresor-grpo-cli-');
 const at = (...p: string[]) => path.join(tmp, ...p);
 
 

@@ -4,7 +4,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '../../src/model/load.ts';
 import { batchFromDocs, countTargets, type Batch } from '../../src/model/batch.ts';
@@ -13,11 +12,11 @@ import { loadTokenizer } from '../../src/io/tokenizer.ts';
 import { buildCalibration, calibrationBatch } from '../../src/prune/calibration.ts';
 import { Importance, scoreInMemory, buildScores, type ScoreRun } from '../../src/prune/importance.ts';
 import { saveScores, loadScores, checkScoresMatch } from '../../src/prune/scores.ts';
-import { relErr, rng } from '../helpers.ts';
+import { relErr, rng, tempDir } from '../helpers.ts';
 import { FIXTURES, tinyModelDir } from './score_fixture.ts';
 
 let tmp: string;
-before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-imp-')); });
+before(() => { tmp = tempDir('kompresor-imp-'); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
 /** Random ids < 64 (the fixtures' vocabulary), one list per document length. */

@@ -20,7 +20,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { byteLevelTokenizer } from '../../src/io/byte_tokenizer.ts';
 import { normalizeConfig, type ModelConfig } from '../../src/io/hf_config.ts';
@@ -37,14 +36,14 @@ import { buildScores, scoreInMemory } from '../../src/prune/importance.ts';
 import { makePlan, type AxisSizes } from '../../src/prune/plan.ts';
 import { prune } from '../../src/prune/apply.ts';
 import type { ImportanceScores } from '../../src/prune/scores.ts';
-import { rng } from '../helpers.ts';
+import { rng, tempDir } from '../helpers.ts';
 
 const SEED = Number(process.env.KOMPRESOR_IMPORTANCE_SEED ?? 2);
 const RANDOM_ORDERS = 32;
 const PARAGRAPH = 'The quick brown fox jumps over the lazy dog. A pruned model keeps what matters: '
   + 'the channels, heads and layers that carry the signal. ';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-importance-'));
+const tmp = tempDir('kompresor-importance-');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const at = (...p: string[]) => path.join(tmp, ...p);
 

@@ -9,7 +9,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import '../../src/cli/main.ts';
 import { cliCatalog } from '../../src/cli/pipeline_command.ts';
@@ -21,12 +20,12 @@ import { openCheckpoint } from '../../src/io/checkpoint.ts';
 import { scoredShapeOf } from '../../src/prune/plan.ts';
 import { SCORES_FORMAT, SCORES_VERSION, saveScores } from '../../src/prune/scores.ts';
 import { assertWellFormed } from '../xml_check.ts';
-import { throwsWith, rng } from '../helpers.ts';
+import { throwsWith, rng, tempDir } from '../helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/kompresor.mjs');
 const FIXTURE = path.join(ROOT, 'test/fixtures/llama_untied');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-pipeline-'));
+const tmp = tempDir('kompresor-pipeline-');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const catalog = cliCatalog();
 

@@ -4,11 +4,10 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pretokenize, countPretokens, trainBpe, encodeWithMerges, bpeTokenizerFiles } from '../../src/io/bpe_train.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
-import { throwsWith } from '../helpers.ts';
+import { throwsWith, tempDir } from '../helpers.ts';
 
 const counts = (o: Record<string, number>) => new Map(Object.entries(o));
 
@@ -82,7 +81,7 @@ describe('a trained Polish tokenizer', () => {
     for (let i = 0; i < 3; i++) for (const t of corpus) countPretokens(t, c);
     merges = trainBpe(c, { vocabSize: 256 + 3 + 120 }).merges;
     const files = bpeTokenizerFiles(merges);
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-bpe-'));
+    dir = tempDir('kompresor-bpe-');
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(files.tokenizerJson));
     fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(files.tokenizerConfig));
     tok = loadTokenizer(dir);

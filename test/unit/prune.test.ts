@@ -8,7 +8,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { KompresorError } from '../../src/errors.ts';
@@ -25,11 +24,11 @@ import {
   type AxisSizes, type PruneRequest,
 } from '../../src/prune/plan.ts';
 import { prune, type PruneReport } from '../../src/prune/apply.ts';
-import { rng, relErr } from '../helpers.ts';
+import { rng, relErr, tempDir } from '../helpers.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures');
 const ROOT = path.join(import.meta.dirname, '..', '..');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-prune-'));
+const tmp = tempDir('kompresor-prune-');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let outCount = 0;
 const freshDir = (label: string) => path.join(tmp, `${label}-${outCount++}`);

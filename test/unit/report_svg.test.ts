@@ -7,7 +7,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { barChart, barSlot } from '../../src/report/svg_bar.ts';
 import { heatmap, viridis, cellSize } from '../../src/report/svg_heatmap.ts';
@@ -19,12 +18,12 @@ import { saveScores } from '../../src/prune/scores.ts';
 import { openCheckpoint } from '../../src/io/checkpoint.ts';
 import type { ModelConfig } from '../../src/io/hf_config.ts';
 import { assertWellFormed } from '../xml_check.ts';
-import { rng } from '../helpers.ts';
+import { rng, tempDir } from '../helpers.ts';
 import { tinyModelDir } from './score_fixture.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/kompresor.mjs');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-report-'));
+const tmp = tempDir('kompresor-report-');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 type El = { name: string; attrs: Record<string, string> };

@@ -5,11 +5,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { extractLastNumber, numericReward, formatReward, lengthReward, loadRewards, scoreRewards, DEFAULT_FORMAT_REGEX,
   type BuiltinRewardOptions, type RewardInfo } from '../../src/align/rewards.ts';
-import { throwsWith } from '../helpers.ts';
+import { throwsWith, tempDir } from '../helpers.ts';
 import { KompresorError } from '../../src/errors.ts';
 
 const OPTS: BuiltinRewardOptions = { answerField: 'answer', tolerance: 1e-6, formatRegex: DEFAULT_FORMAT_REGEX, lengthMax: 8, lengthCache: 4 };
@@ -65,7 +64,7 @@ describe('built-in rewards', () => {
 });
 
 describe('reward modules', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-rewards-'));
+  const dir = tempDir('kompresor-rewards-');
   const mod = (name: string, body: string) => { const p = path.join(dir, name); fs.writeFileSync(p, body); return p; };
   const rows = [{ answer: 1 }, { answer: 2 }];
 

@@ -3,14 +3,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { readSafetensorsHeader, readTensorF32, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
-import { randn, throwsWith } from '../helpers.ts';
+import { randn, throwsWith, tempDir } from '../helpers.ts';
 
 let tmp: string;
-before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-st-')); });
+before(() => { tmp = tempDir('kompresor-st-'); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
 /** A file with an arbitrary header (object or raw text) and data bytes; `len` overrides the length field. */

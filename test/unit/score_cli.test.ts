@@ -6,7 +6,6 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadScores } from '../../src/prune/scores.ts';
 import { parseSize } from '../../src/cli/score_command.ts';
@@ -14,7 +13,7 @@ import { openCheckpoint } from '../../src/io/checkpoint.ts';
 import { planStream } from '../../src/prune/stream.ts';
 import { BASELINE_BYTES } from '../../src/prune/importance.ts';
 import { KompresorError } from '../../src/errors.ts';
-import { relErr, rng } from '../helpers.ts';
+import { relErr, rng, tempDir } from '../helpers.ts';
 import { tinyModelDir } from './score_fixture.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
@@ -50,7 +49,7 @@ function assertOneLineError(r: Run, ...patterns: RegExp[]): void {
 }
 
 // everything is set up at load time so the child processes can start right away
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-score-cli-'));
+const tmp = tempDir('kompresor-score-cli-');
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 const model = tinyModelDir(path.join(tmp, 'model'), { layers: 3 }).dir;
 const calib = path.join(tmp, 'calib.txt');

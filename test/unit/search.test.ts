@@ -6,7 +6,6 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { normalizeConfig, paramCount, type ModelConfig } from '../../src/io/hf_config.ts';
 import { openCheckpoint } from '../../src/io/checkpoint.ts';
@@ -20,12 +19,12 @@ import {
   axisChoices, defaultDivisor, divisorsFor, rankByLoss, search, searchSpace, validationLoss,
   SEARCH_REPORT_FILE, type SearchOptions, type SearchReport,
 } from '../../src/prune/search.ts';
-import { rng, throwsWith } from '../helpers.ts';
+import { rng, throwsWith, tempDir } from '../helpers.ts';
 import { tinyModelDir } from './score_fixture.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/kompresor.mjs');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-search-'));
+const tmp = tempDir('kompresor-search-');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const at = (...p: string[]) => path.join(tmp, ...p);
 

@@ -7,7 +7,6 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { byteLevelTokenizer, CHATML_TEMPLATE } from '../../src/io/byte_tokenizer.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
@@ -23,7 +22,7 @@ import { sftObjective, completionLoss } from '../../src/align/sft.ts';
 import { accumulateGradients, train } from '../../src/train/trainer.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { TINY, tinyOptions } from '../train_helpers.ts';
-import { relErr, rng, throwsWith } from '../helpers.ts';
+import { relErr, rng, throwsWith, tempDir } from '../helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/kompresor.mjs');
@@ -60,7 +59,7 @@ function show(tok: LoadedTokenizer, e: TokenExample): string {
 const CONVO = [{ role: 'system', content: 'Bądź zwięzły.' }, { role: 'user', content: 'Ile to jest 2 + 3?' }, { role: 'assistant', content: '5' },
   { role: 'user', content: 'A 4 + 4?' }, { role: 'assistant', content: '8' }];
 
-before(() => { work = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-sft-')); });
+before(() => { work = tempDir('kompresor-sft-'); });
 after(() => { fs.rmSync(work, { recursive: true, force: true }); });
 
 describe('completion masks', () => {

@@ -4,7 +4,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { readSafetensorsHeader, readTensorF32, readTensorRowsF32, writeSafetensors } from '../../src/io/safetensors.ts';
@@ -15,11 +14,11 @@ import { buildCalibration, type CalibrationSet } from '../../src/prune/calibrati
 import { scoreInMemory, type Importance } from '../../src/prune/importance.ts';
 import { planStream, scoreStreaming, embedRows } from '../../src/prune/stream.ts';
 import { BASELINE_BYTES } from '../../src/prune/importance.ts';
-import { randn, relErr, rng, throwsWith } from '../helpers.ts';
+import { randn, relErr, rng, throwsWith, tempDir } from '../helpers.ts';
 import { tinyModelDir } from './score_fixture.ts';
 
 let tmp: string;
-before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-stream-')); });
+before(() => { tmp = tempDir('kompresor-stream-'); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
 

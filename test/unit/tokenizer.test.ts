@@ -4,16 +4,15 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { KompresorError } from '../../src/errors.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
-import { throwsWith } from '../helpers.ts';
+import { throwsWith, tempDir } from '../helpers.ts';
 
 
 let tmp: string;
-before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-tok-')); });
+before(() => { tmp = tempDir('kompresor-tok-'); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
 // -----------------------------------------------------------------------------------------------

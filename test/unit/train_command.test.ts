@@ -6,18 +6,17 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { byteLevelTokenizer } from '../../src/io/byte_tokenizer.ts';
 import { loadModel } from '../../src/model/load.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { listCheckpoints, latestCheckpoint, readTrainState } from '../../src/train/run_checkpoint.ts';
-import { rng } from '../helpers.ts';
+import { rng, tempDir } from '../helpers.ts';
 import { parseTokens } from '../../src/cli/trainer_flags.ts';
 import { KompresorError } from '../../src/errors.ts';
 import { kompresor, type Run } from '../cli_run.ts';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-train-cli-'));
+const tmp = tempDir('kompresor-train-cli-');
 const at = (...p: string[]) => path.join(tmp, ...p);
 
 

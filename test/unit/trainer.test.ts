@@ -5,7 +5,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { train, accumulateGradients } from '../../src/train/trainer.ts';
@@ -19,10 +18,10 @@ import { Rng } from '../../src/model/sampling.ts';
 import { readSafetensorsHeader, readTensorF32 } from '../../src/io/safetensors.ts';
 import { KompresorError } from '../../src/errors.ts';
 import { tinyRun, tinyOptions, syntheticDocs, TINY, CHILD_OPTIONS } from '../train_helpers.ts';
-import { relErr } from '../helpers.ts';
+import { relErr, tempDir } from '../helpers.ts';
 
 const CHILD = path.join(import.meta.dirname, 'trainer_child.ts');
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kompresor-trainer-'));
+const tmp = () => tempDir('kompresor-trainer-');
 
 /** What must match between two runs: every line's kind, step and numbers (not timings). */
 function curve(runDir: string): string[] {
