@@ -48,14 +48,14 @@ output_type: loglikelihood_rolling
 doc_to_text: ""
 doc_to_target: "{{text}}"
 metric_list:
+  - metric: bits_per_byte
+    aggregation: bits_per_byte
+    higher_is_better: false
   - metric: word_perplexity
     aggregation: weighted_perplexity
     higher_is_better: false
   - metric: byte_perplexity
     aggregation: weighted_perplexity
-    higher_is_better: false
-  - metric: bits_per_byte
-    aggregation: bits_per_byte
     higher_is_better: false
 metadata:
   version: 1

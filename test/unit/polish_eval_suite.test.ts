@@ -151,7 +151,7 @@ describe('the suite files', () => {
     assert.equal(ar.filter_list[0].filter[0].regex_pattern, '(-?\\d+)');
     assert.equal(ar.fewshot_split, 'validation');
     assert.equal(ar.num_fewshot, 3);
-    assert.deepEqual(YAML.parse(TASK_YAML.pl_perplexity).metric_list.map((m: { metric: string }) => m.metric), ['word_perplexity', 'byte_perplexity', 'bits_per_byte']);
+    assert.deepEqual(YAML.parse(TASK_YAML.pl_perplexity).metric_list.map((m: { metric: string }) => m.metric), ['bits_per_byte', 'word_perplexity', 'byte_perplexity']);
   });
 });
 
