@@ -1,6 +1,8 @@
 // Builds the Polish instruction data of the demo (docs/polish-corpus.md §5) beside the corpus:
 //   OUT/sft.jsonl        chat SFT rows ({"messages": [user, assistant]})
 //   OUT/sft_plain.jsonl  arithmetic in the evaluation's plain few-shot format ({"prompt", "completion"})
+//   OUT/sft_mix.jsonl    both of the above, the SFT data of the teacher and of the demo's student
+//                        (the trainer shuffles rows, so one file after the other is enough)
 //   OUT/dpo.jsonl        preference pairs ({"prompt", "chosen", "rejected"}, conversational)
 //   OUT/grpo.jsonl       prompts with a numeric answer ({"prompt", "answer"})
 //   OUT/manifest.json    counts per task, sha256 per file, the command
@@ -123,11 +125,13 @@ export function buildInstructionFiles(inp: Inputs, o: InstructionOptions = DEFAU
   const rnd = new Random(o.seed + 7);
   const plainProblems = trainingProblems(o.seed + 7).slice(0, o.plain);
   const jsonl = (xs: object[]) => xs.map((x) => JSON.stringify(x) + '\n').join('');
+  const plain = jsonl(plainProblems.map((p) => arithmeticPlain(p, rnd)));
   const tally = (xs: Example[]) => xs.reduce<Record<string, number>>((m, e) => { m[e.task] = (m[e.task] ?? 0) + 1; return m; }, {});
   return {
     files: {
       'sft.jsonl': jsonl(sft.map(sftRow)),
-      'sft_plain.jsonl': jsonl(plainProblems.map((p) => arithmeticPlain(p, rnd))),
+      'sft_plain.jsonl': plain,
+      'sft_mix.jsonl': jsonl(sft.map(sftRow)) + plain,
       'dpo.jsonl': jsonl(dpo.map(dpoRow)),
       'grpo.jsonl': jsonl(grpo.map(grpoRow)),
     },
