@@ -176,7 +176,9 @@ Measures, for each model in its own child process (median of --repeats runs afte
   peak RSS              of the child process (loading included)
 Prompts are random token ids; generation ignores EOS so every run makes --new-tokens tokens.
 --engine llama.cpp exports each model to GGUF (--gguf-dtype, default f32 like our engine) in a
-temporary folder and measures it with node-llama-cpp's prebuilt llama.cpp (CPU).
+temporary folder and measures it with node-llama-cpp's prebuilt llama.cpp (CPU), by default on
+one core fewer than the machine has: Node's thread drives every token, and llama.cpp's workers
+spin-wait, so on 2 cores 2 llama.cpp threads decoded ~9x slower than 1.
 With --vs, both models run in the same invocation, one after the other, and the ratios say how
 many times faster MODEL is. The machine may be shared: compare only figures from one run, and
 use --rounds K to alternate the models K times (A B A B ...) so a slow spell hits both; the
@@ -186,6 +188,16 @@ Examples:
   kompresor bench ./pruned --vs ./teacher
   kompresor bench ./pruned --vs ./teacher --engine llama.cpp --gguf-dtype q8_0 --json
 `;
+
+/**
+ * Our engine: up to 2 threads (its kernels gain little beyond that at these sizes). llama.cpp: one
+ * core fewer than the machine has, because Node's own thread drives every token through
+ * node-llama-cpp while llama.cpp's workers spin-wait: on 2 cores, 2 llama.cpp threads decoded the
+ * demo's 9.5M student at 75 tokens/s and 1 thread at 695 (BENCHMARKS.md).
+ */
+export function defaultThreads(engine: BenchEngine, cores = os.cpus().length): number {
+  return engine === 'llama.cpp' ? Math.max(1, cores - 1) : Math.min(cores, 2);
+}
 
 export function registerBenchCommand(program: Command): void {
   program.command('bench')
@@ -198,7 +210,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--new-tokens <n>', 'generated tokens per prompt', '64')
     .option('--repeats <n>', 'timed runs per figure and child process (the median is reported)', '3')
     .option('--rounds <n>', 'child processes per model, alternating between the models (for a noisy, shared machine)', '1')
-    .option('--threads <n>', 'threads for both engines', String(Math.min(os.cpus().length, 2)))
+    .option('--threads <n>', 'threads (default: kompresor min(cores, 2); llama.cpp cores - 1, see below)')
     .addOption(new Option('--gguf-dtype <type>', 'GGUF weight type for --engine llama.cpp').choices([...EXPORT_DTYPES]).default('f32'))
     .option('--seed <s>', 'seed of the random prompts', '0')
     .option('--json', 'print the summary as JSON')
@@ -208,7 +220,7 @@ export function registerBenchCommand(program: Command): void {
       const s = await benchCommand({
         model: dir, vs: o.vs as string | undefined, engine: o.engine as BenchEngine,
         batch: int(o.batch, '--batch', 1), promptLen: int(o.promptLen, '--prompt-len', 2), newTokens: int(o.newTokens, '--new-tokens', 2),
-        repeats: int(o.repeats, '--repeats', 1), rounds: int(o.rounds, '--rounds', 1), threads: int(o.threads, '--threads', 1), ggufDtype: o.ggufDtype as ExportDtype,
+        repeats: int(o.repeats, '--repeats', 1), rounds: int(o.rounds, '--rounds', 1), threads: o.threads === undefined ? defaultThreads(o.engine as BenchEngine) : int(o.threads, '--threads', 1), ggufDtype: o.ggufDtype as ExportDtype,
         seed: int(o.seed, '--seed', 0), log: o.json ? undefined : (line) => console.error(line),
       });
       console.log(o.json ? JSON.stringify(s, null, 2) : formatBench(s));

@@ -8,8 +8,7 @@ import path from 'node:path';
 import { makeByteModel } from '../gguf_helpers.ts';
 import { kompresor } from '../cli_run.ts';
 import { tempDir } from '../helpers.ts';
-
-
+import { defaultThreads } from '../../src/cli/bench_command.ts';
 
 const FIGURES = ['prefill_tokens_per_s', 'time_to_first_token_s', 'decode_tokens_per_s', 'batch_prefill_tokens_per_s',
   'batch_decode_tokens_per_s', 'peak_rss_bytes', 'load_seconds', 'backend', 'runs'];
@@ -88,4 +87,9 @@ test('bench refuses with one line: a missing model, a bad engine', async () => {
   const e = await kompresor(['bench', small, '--engine', 'onnx']);
   assert.equal(e.code, 1);
   assert.match(e.stderr, /option '--engine <engine>' argument 'onnx' is invalid/);
+});
+
+test('default threads: llama.cpp leaves one core to Node (which drives every token), our engine uses up to 2', () => {
+  assert.deepEqual([1, 2, 4, 8].map((c) => defaultThreads('llama.cpp', c)), [1, 1, 3, 7]);
+  assert.deepEqual([1, 2, 4, 8].map((c) => defaultThreads('kompresor', c)), [1, 2, 2, 2]);
 });
