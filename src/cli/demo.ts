@@ -1,89 +1,83 @@
-// `npm run demo`: what the engine can do end to end today, on a model the project makes itself.
-//   1. a byte-level tokenizer and a small Llama-architecture model (GQA, tied embeddings),
-//   2. trained from scratch on English licence texts every Debian system ships (base-files),
-//   3. saved as a standard Hugging Face checkpoint, inspected, and used to generate text.
-// Every number printed is computed in this run. Options: --steps N, --out DIR, --json.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { byteLevelTokenizer } from '../io/byte_tokenizer.ts';
-import { normalizeConfig } from '../io/hf_config.ts';
-import { Decoder } from '../model/decoder.ts';
-import { initWeights } from '../model/init.ts';
-import { saveModel } from '../model/load.ts';
-import { pretrain, evalLoss } from '../train/pretrain.ts';
-import { progressBar } from './progress.ts';
-import { inspectCommand, formatInspect, generateCommand } from './engine_commands.ts';
-import { loadTokenizer } from '../io/tokenizer.ts';
-import { nativeKernelNames } from '../tensor/ops.ts';
+// `npm run demo`: the embedded default, Bielik-Minitron in miniature (issue 7). On a fresh machine:
+//   1. the Polish corpus from Debian packages        scripts/polish/build_corpus.ts (installs them as root)
+//   2. the Polish instruction data                    scripts/polish/build_instructions.ts
+//   3. the recipe on the committed teacher            kompresor pipeline recipes/bielik-minitron-mini.yaml
+//      (models/polish-teacher: score -> prune depth+MLP and width -> distill, and from scratch ->
+//       SFT -> DPO-P -> GRPO -> eval on the Polish suite -> bench, engine and llama.cpp -> GGUF)
+//   4. the three answers, read back from RUN_DIR/report.json
+// Every stage skips what is already done, so a second run (or a run after Ctrl-C) continues.
+//   npm run demo [-- --out runs/demo] [--json] [--set key=value ...]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PipelineReport } from '../pipeline/report.ts';
 
-const CORPUS = ['GPL-3', 'GPL-2', 'LGPL-2.1', 'LGPL-3', 'Apache-2.0', 'MPL-2.0', 'GFDL-1.3', 'Artistic']
-  .map((f) => join('/usr/share/common-licenses', f));
+const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '../..');
+const RECIPE = 'recipes/bielik-minitron-mini.yaml';
+const TEACHER = 'models/polish-teacher';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+interface DemoArgs { out: string; json: boolean; sets: string[] }
+
+function parseArgs(argv: string[]): DemoArgs {
+  const a: DemoArgs = { out: 'runs/demo', json: false, sets: [] };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--out') a.out = argv[++i];
+    else if (argv[i] === '--json') a.json = true;
+    else if (argv[i] === '--set') a.sets.push(argv[++i]);
+    else if (argv[i] === '-h' || argv[i] === '--help') { console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport')[0]); process.exit(0); }
+    else { console.error(`demo: unknown option ${argv[i]}; expected --out DIR, --json or --set key=value`); process.exit(1); }
+  }
+  return a;
 }
 
-async function main(): Promise<void> {
-  const out = arg('--out', 'runs/demo');
-  const steps = Number(arg('--steps', '600'));
-  const json = process.argv.includes('--json');
-  const modelDir = join(out, 'model');
-  mkdirSync(modelDir, { recursive: true });
-  const say = (s: string) => { if (!json) console.log(s); };
-  say(`kernels: ${nativeKernelNames.length ? 'native (' + nativeKernelNames.length + ' kernels)' : 'TypeScript reference (addon not built)'}`);
-
-  // 1. tokenizer and corpus
-  const tf = byteLevelTokenizer();
-  writeFileSync(join(modelDir, 'tokenizer.json'), JSON.stringify(tf.tokenizerJson));
-  writeFileSync(join(modelDir, 'tokenizer_config.json'), JSON.stringify(tf.tokenizerConfig, null, 2));
-  const tok = loadTokenizer(modelDir);
-  const text = CORPUS.map((f) => readFileSync(f, 'utf8')).join('\n\n');
-  const all = Int32Array.from(tok.encode(text, { addSpecialTokens: false }));
-  const split = Math.floor(all.length * 0.95);
-  const train = all.subarray(0, split), valid = all.subarray(split);
-  say(`corpus: ${CORPUS.length} licence texts from Debian base-files, ${all.length.toLocaleString()} byte tokens (${valid.length.toLocaleString()} held out)`);
-
-  // 2. model
-  const raw = {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: tf.vocabSize, hidden_size: 192,
-    intermediate_size: 512, num_hidden_layers: 4, num_attention_heads: 6, num_key_value_heads: 2,
-    head_dim: 32, hidden_act: 'silu', max_position_embeddings: 1024, rms_norm_eps: 1e-5, rope_theta: 10000,
-    tie_word_embeddings: true, attention_bias: false, torch_dtype: 'float32',
-    bos_token_id: null, eos_token_id: tf.specialIds['<|im_end|>'], pad_token_id: tf.specialIds['<|endoftext|>'],
-  };
-  const model = new Decoder(normalizeConfig(raw, 'demo config'));
-  initWeights(model, 1234);
-  const B = 16, T = 128;
-  const before = evalLoss(model, valid, 4, T);
-  const bar = json ? null : progressBar('train', steps, 'steps', 'loss {loss}');
-  const res = pretrain(model, train, {
-    steps, batchSize: B, seqLen: T, lr: 3e-3, minLr: 3e-4, warmup: 30, seed: 1,
-    onStep: (s) => bar?.update(s.step, { loss: s.loss.toFixed(3) }),
-  });
-  bar?.stop();
-  const after = evalLoss(model, valid, 4, T);
-  const tokensPerS = (steps * B * T) / res.seconds;
-  say(`trained ${steps} steps x ${B}x${T} tokens in ${res.seconds.toFixed(1)} s (${tokensPerS.toFixed(0)} tokens/s); held-out loss ${before.toFixed(3)} -> ${after.toFixed(3)} nats/byte`);
-
-  // 3. save, inspect, generate
-  saveModel(model, modelDir, raw);
-  writeFileSync(join(modelDir, 'generation_config.json'), JSON.stringify({ eos_token_id: raw.eos_token_id, pad_token_id: raw.pad_token_id }, null, 2));
-  const info = await inspectCommand(modelDir);
-  say('\n' + formatInspect(info) + '\n');
-  const prompt = 'This License applies to';
-  const greedy = await generateCommand(modelDir, { prompt, chat: false, maxNewTokens: 120, sampling: { temperature: 0, topK: 0, topP: 1, minP: 0 }, seed: 0 });
-  const sampled = await generateCommand(modelDir, { prompt, chat: false, maxNewTokens: 120, sampling: { temperature: 0.7, topK: 40, topP: 0.95, minP: 0 }, seed: 7 });
-  say(`greedy  > ${prompt}${greedy.completion}\n`);
-  say(`sampled > ${prompt}${sampled.completion}\n`);
-  say(`decode ${greedy.decode_tokens_per_s.toFixed(0)} tokens/s (batch 1, KV cache); checkpoint in ${modelDir} (loads in transformers as LlamaForCausalLM)`);
-  const report = {
-    model_dir: modelDir, total_params: info.total_params, steps, train_tokens_per_s: tokensPerS,
-    valid_loss_before: before, valid_loss_after: after, greedy: greedy.completion, sampled: sampled.completion,
-    decode_tokens_per_s: greedy.decode_tokens_per_s,
-  };
-  writeFileSync(join(out, 'demo.json'), JSON.stringify(report, null, 2));
-  if (json) console.log(JSON.stringify(report, null, 2));
+/** Runs one stage as a child (its progress on our stderr); stops the demo with its exit code on failure. */
+function stage(title: string, args: string[], json: boolean): void {
+  if (!json) console.error(`\n== ${title}`);
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ['inherit', json ? 'ignore' : 'inherit', 'inherit'] });
+  const code = r.status ?? (r.signal === 'SIGINT' ? 130 : 143);
+  if (code !== 0) {
+    console.error(`demo: "${title}" stopped (exit ${code}); run npm run demo again to continue where it stopped`);
+    process.exit(code);
+  }
 }
 
-await main();
+const fmt = (x: number | null, f: (v: number) => string) => (x === null ? 'missing' : f(x));
+
+function answers(r: PipelineReport, seconds: number, out: string): string {
+  const llama = r.speedup.llama_cpp;
+  return [
+    '',
+    `Bielik-Minitron in miniature: ${r.teacher.path} -> ${r.student.path}`,
+    `  How much smaller?  ${fmt(r.teacher.params, (v) => v.toLocaleString('en-US'))} -> ${fmt(r.student.params, (v) => v.toLocaleString('en-US'))} parameters`
+      + ` (${fmt(r.params.reduction_percent, (v) => `-${v.toFixed(1)}%`)}; the seed: 11.04B -> 7.35B, -33.4%)`,
+    `  Quality kept?      ${fmt(r.recovery.average, (v) => `${v.toFixed(1)}%`)} of the teacher's average score on the Polish suite`
+      + ` (${r.recovery.tasks.map((t) => `${t.task} ${fmt(t.recovery, (v) => v.toFixed(1))}%`).join(', ')})`,
+    `  How much faster?   decode ${fmt(r.speedup.decode, (v) => `${v.toFixed(2)}x`)} on the engine, `
+      + `${fmt(llama?.decode ?? null, (v) => `${v.toFixed(2)}x`)} in llama.cpp (prefill ${fmt(r.speedup.prefill, (v) => `${v.toFixed(2)}x`)} / ${fmt(llama?.prefill ?? null, (v) => `${v.toFixed(2)}x`)})`,
+    ...(r.missing.length ? [`  missing: ${r.missing.join('; ')}`] : []),
+    `report: ${nodePath.join(out, 'report.html')} (and report.json, report.md); ${(seconds / 60).toFixed(1)} min this run`,
+  ].join('\n');
+}
+
+function main(): void {
+  const a = parseArgs(process.argv.slice(2));
+  const t0 = performance.now();
+  if (!fs.existsSync(nodePath.join(ROOT, TEACHER, 'config.json'))) {
+    console.error(`demo: ${TEACHER}: the committed teacher is missing (expected config.json there); restore it with git checkout -- ${TEACHER}, or retrain it with bash scripts/polish/train_teacher.sh`);
+    process.exit(1);
+  }
+  const tsx = ['--import', 'tsx'];
+  stage('Polish corpus from Debian packages', [...tsx, 'scripts/polish/build_corpus.ts'], a.json);
+  stage('Polish instruction data', [...tsx, 'scripts/polish/build_instructions.ts'], a.json);
+  const sets = a.sets.flatMap((s) => ['--set', s]);
+  stage(`pipeline ${RECIPE}`, ['bin/kompresor.mjs', 'pipeline', RECIPE, '--out', a.out, ...sets], a.json);
+  const report = JSON.parse(fs.readFileSync(nodePath.join(ROOT, a.out, 'report.json'), 'utf8')) as PipelineReport;
+  const seconds = (performance.now() - t0) / 1000;
+  if (a.json) console.log(JSON.stringify({ report: nodePath.join(a.out, 'report.json'), seconds, teacher_params: report.teacher.params,
+    student_params: report.student.params, recovery_average: report.recovery.average, speedup_decode: report.speedup.decode,
+    speedup_decode_llama_cpp: report.speedup.llama_cpp?.decode ?? null }, null, 2));
+  else console.log(answers(report, seconds, a.out));
+}
+
+main();

@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import '../../src/cli/main.ts';
 import { cliCatalog } from '../../src/cli/pipeline_command.ts';
 import { parseRecipe, loadRecipe, type Plan } from '../../src/pipeline/recipe.ts';
-import { runPipeline, readState, mergeState, writeState, stepHash, decideAction, partialDir, type PipelineState } from '../../src/pipeline/runner.ts';
+import { runPipeline, readState, mergeState, writeState, stepHash, decideAction, partialDir, progressText, readProgress, type PipelineState } from '../../src/pipeline/runner.ts';
 import { writePipelineReport } from '../../src/pipeline/report.ts';
 import { barChart } from '../../src/report/svg_bar.ts';
 import { openCheckpoint } from '../../src/io/checkpoint.ts';
@@ -157,7 +158,8 @@ test('the recipes in recipes/ are valid against the CLI as it is', () => {
   }
   const bm = loadRecipe(path.join(ROOT, 'recipes/bielik-minitron-mini.yaml'), catalog, { runDir: 'runs/bm', set: ['teacher_dir=models/t'] });
   assert.deepEqual(bm.steps.map((s) => s.command), ['inspect', 'data prepare', 'score', 'prune', 'search', 'distill', 'distill', 'train', 'sft', 'dpo', 'grpo',
-    'inspect', 'eval', 'bench', 'bench', 'export']);
+    'inspect', 'eval', 'eval', 'eval', 'eval', 'bench', 'bench', 'export']);
+  assert.ok(bm.steps.find((s) => s.name === 'prune')!.argv.join(' ').includes('--target num_hidden_layers=6,intermediate_size=800'));
   assert.equal(bm.teacher, 'models/t');
   assert.equal(bm.student, 'runs/bm/steps/grpo/run/final');
   assert.deepEqual(bm.steps.find((s) => s.name === 'dpo')!.argv.slice(0, 2), ['dpo', 'runs/bm/steps/sft/run/final']);
@@ -291,6 +293,41 @@ steps:
   const before = stepHash(p2.steps[1], st);
   st.steps[0].run_id = 'abc';
   assert.notEqual(stepHash(p2.steps[1], st), before);
+});
+
+test('each child gets KOMPRESOR_PROGRESS_FILE in its .partial/; off a terminal the runner logs its progress, then deletes the file', async () => {
+  const scores = path.join(tmp, 'progress-scores.json');
+  syntheticScores(scores);
+  const runDir = path.join(tmp, 'progress'), seen = path.join(tmp, 'progress-env.txt'), hold = path.join(tmp, 'hold.mjs');
+  // loaded into the child before the CLI: records the variable, and keeps the process alive for
+  // 1.5 s after the command is done, so the runner reads the final state more than once
+  fs.writeFileSync(hold, `import fs from 'node:fs';
+fs.writeFileSync(${JSON.stringify(seen)}, process.env.KOMPRESOR_PROGRESS_FILE ?? 'unset');
+let held = false;
+process.on('beforeExit', () => { if (!held) { held = true; setTimeout(() => {}, 1500); } });
+`);
+  const plan = recipe(`name: p\nteacher: ${FIXTURE}\nsteps:\n  - name: prune\n    command: prune\n    args:\n      model_dir: \${teacher}\n      scores: ${scores}\n      target: intermediate_size=8\n`, { runDir });
+  const lines: string[] = [];
+  const s = await runPipeline(plan, { log: (l) => lines.push(l), live: false, progressEveryMs: 100, env: { NODE_OPTIONS: `--import=${pathToFileURL(hold).href}` } });
+  assert.equal(s.status, 'finished', lines.join('\n'));
+  const file = path.join(runDir, 'steps/prune.partial/progress.json');
+  assert.equal(fs.readFileSync(seen, 'utf8'), file);
+  // prune --json draws no bar, but its (hidden) bar keeps the file: the final state, every 100 ms
+  const progress = lines.filter((l) => / tensors \| /.test(l));
+  assert.ok(progress.length >= 2, lines.join('\n'));
+  assert.match(progress.at(-1)!, /^\[1\/1\] prune: [\d.]+s \| (\d+)\/\1 tensors \| [\d.]+ tensors\/s \| ETA 0\.0s$/);
+  assert.ok(!fs.existsSync(file));
+  assert.deepEqual(fs.readdirSync(path.join(runDir, 'steps/prune')).sort(), ['log.txt', 'model', 'result.json']);
+
+  // the line's progress part, and the file's states the runner ignores
+  assert.equal(progressText({ label: 'distill', done: 45, total: 98, unit: 'steps', rate_per_s: 0.9123, eta_s: 58.1, extra: 'loss 0.0229' }, 'distill'),
+    '45/98 steps | 0.91 steps/s | ETA 58s | loss 0.0229');
+  assert.equal(progressText({ label: 'eval teacher', done: 3, total: 10, unit: 'requests', rate_per_s: null, eta_s: null, extra: '' }, 'eval'),
+    'eval teacher 3/10 requests | - requests/s | ETA -');
+  const f = path.join(tmp, 'p.json');
+  assert.equal(readProgress(f), null);
+  fs.writeFileSync(f, '{"label":"x","done":');
+  assert.equal(readProgress(f), null);
 });
 
 // ---------------------------------------------------------------------------------------------
