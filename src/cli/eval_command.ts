@@ -71,7 +71,7 @@ async function runModel(dir: string, tasks: Task[], o: EvalCommandOptions, label
   let bar: ReturnType<typeof progressBar> | null = null;
   const results = evaluateTasks(lm, tasks, {
     limit: o.limit, bootstrapIters: o.bootstrapIters, seed: o.seed,
-    progress: o.progress ? (done, total) => { bar ??= progressBar(`eval ${label}`, total, 'requests'); bar.update(done); } : undefined,
+    progress: (done, total) => { bar ??= progressBar(`eval ${label}`, total, 'requests', '', { hidden: !o.progress }); bar.update(done); },
   });
   (bar as ReturnType<typeof progressBar> | null)?.stop();
   return { results, maxLength, prefixTokenId };

@@ -50,18 +50,16 @@ export function registerExportCommand(program: Command): void {
     });
 }
 
-/** A bar on a terminal; otherwise (CI, pipes) one line per tensor on stderr. */
+/** A bar on a terminal; otherwise (CI, pipes) one line per tensor on stderr; the progress file, if set, in any case. */
 function tensorLines(show: boolean): { onTensor?: (done: number, total: number, name: string, type: string, bytes: number) => void; stop(): void } {
-  if (!show) return { stop() {} };
-  if (!process.stderr.isTTY) {
-    return {
-      onTensor: (done, total, name, type, bytes) => process.stderr.write(`export ${done}/${total} ${name} ${type} ${formatBytes(bytes)}\n`),
-      stop() {},
-    };
-  }
+  const lines = show && !process.stderr.isTTY;
   let bar: Progress | null = null;
   return {
-    onTensor: (done, total, name) => { bar ??= progressBar('export', total, 'tensors', '{tensor}'); bar.update(done, { tensor: name }); },
+    onTensor: (done, total, name, type, bytes) => {
+      if (lines) process.stderr.write(`export ${done}/${total} ${name} ${type} ${formatBytes(bytes)}\n`);
+      bar ??= progressBar('export', total, 'tensors', '{tensor}', { hidden: !show || lines });
+      bar.update(done, { tensor: name });
+    },
     stop: () => bar?.stop(),
   };
 }

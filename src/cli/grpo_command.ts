@@ -238,7 +238,7 @@ async function runGrpo(runDir: string, meta: GrpoMeta, options: TrainOptions, re
 }
 
 function grpoProgress(o: TrainOptions, startStep: number, json: boolean) {
-  const bar = json ? null : progressBar('grpo', totalSteps(o), 'steps', 'reward {reward} | len {len} | loss {loss}', { start: startStep });
+  const bar = progressBar('grpo', totalSteps(o), 'steps', 'reward {reward} | len {len} | loss {loss}', { start: startStep, hidden: json });
   return {
     onStep: (l: MetricsLine) => bar?.update(l.step as number, {
       reward: (l.reward as number).toFixed(3), len: (l.completion_length as number).toFixed(1), loss: (l.loss as number).toFixed(4),

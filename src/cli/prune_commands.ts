@@ -133,11 +133,11 @@ export function registerPruneCommand(program: Command): void {
     });
 }
 
-/** A progress bar over the written tensors, on a terminal only (created at the first tensor). */
+/** A progress bar over the written tensors, drawn on a terminal only (created at the first tensor; the progress file, if set, in any case). */
 function tensorProgress(show: boolean): { onTensor?: (done: number, total: number) => void; stop(): void } {
   let bar: Progress | null = null;
   return {
-    onTensor: show ? (done, total) => { bar ??= progressBar('prune', total, 'tensors'); bar.update(done); } : undefined,
+    onTensor: (done, total) => { bar ??= progressBar('prune', total, 'tensors', '', { hidden: !show }); bar.update(done); },
     stop: () => bar?.stop(),
   };
 }

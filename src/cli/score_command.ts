@@ -84,14 +84,14 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreSummary> {
   if (mode === 'memory') {
     batchRows = memoryBatchRows(cfg, o.samples, o.seqLen, weights, o.maxMemory);
     const { model } = await loadModel(o.modelDir);
-    const bar = o.progress ? progressBar('score', o.samples, 'rows') : null;
+    const bar = progressBar('score', o.samples, 'rows', '', { hidden: !o.progress });
     run = scoreInMemory(model, set, { batchRows, layerMetric: o.layerMetric, onRows: (d) => bar?.update(d) });
     bar?.stop();
   } else {
     const plan = planStream(cfg, o.samples, o.seqLen, o.maxMemory);
     noteStream(o, plan, weights, cfg.hiddenSize);
     ({ batchRows, groups } = plan);
-    const bar = o.progress ? progressBar('score', plan.groups * cfg.numLayers, 'layers') : null;
+    const bar = progressBar('score', plan.groups * cfg.numLayers, 'layers', '', { hidden: !o.progress });
     run = scoreStreaming(ck, set, { plan, onLayer: (d) => bar?.update(d) });
     bar?.stop();
   }

@@ -117,9 +117,8 @@ export function registerSearchCommand(program: Command): void {
       const o = searchOptions(dir, f);
       let bar: Progress | null = null;
       o.onStart = (space, budget, divisors) => {
-        if (f.json) return;
-        console.log(formatSpace(space, budget, divisors, o));
-        bar = progressBar('search', space.candidates.length, 'candidates', 'best loss {best}');
+        if (!f.json) console.log(formatSpace(space, budget, divisors, o));
+        bar = progressBar('search', space.candidates.length, 'candidates', 'best loss {best}', { hidden: f.json });
       };
       let best = Infinity;
       o.onCandidate = (done, _total, row) => {

@@ -109,9 +109,9 @@ export function exitCodeFor(sig: NodeJS.Signals): number {
 // ---------------------------------------------------------------------------------------------
 // output
 
-/** A progress bar fed by the trainer's onStep; null with --json. */
+/** A progress bar fed by the trainer's onStep; with --json only the progress file, if set. */
 export function trainingProgress(label: string, o: TrainOptions, startStep: number, json: boolean): { onStep: (l: MetricsLine) => void; stop(): void } {
-  const bar: Progress | null = json ? null : progressBar(label, totalSteps(o), 'steps', '{tps} tok/s | loss {loss} | lr {lr}', { start: startStep });
+  const bar: Progress | null = progressBar(label, totalSteps(o), 'steps', '{tps} tok/s | loss {loss} | lr {lr}', { start: startStep, hidden: json });
   return {
     onStep: (l) => bar?.update(l.step as number, {
       tps: Math.round(l.tokens_per_s as number), loss: (l.loss as number).toFixed(4), lr: (l.lr as number).toExponential(2),

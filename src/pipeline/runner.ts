@@ -13,6 +13,10 @@
 // checkpoint exists (the trainers), otherwise it starts again from an empty <name>.partial/.
 // Ctrl-C / SIGTERM are forwarded once to the child's process group; the state is written before
 // and after each child, atomically, so it is consistent whenever the pipeline stops.
+// Live progress: each child gets KOMPRESOR_PROGRESS_FILE=<name>.partial/progress.json, where its
+// progress bars (src/cli/progress.ts) keep their state even under --json; the runner shows it in
+// the live line on a terminal, as a log line every 30 s elsewhere, and deletes the file (and any
+// temp file of it) when the child ends, before <name>.partial/ becomes <name>/.
 // Limits: the contents of input files (the teacher, the corpus) are not hashed, only their paths:
 // after changing one in place, re-run with --from; one pipeline per RUN_DIR (pipeline.lock).
 import { spawn } from 'node:child_process';
@@ -22,6 +26,7 @@ import nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KompresorError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { PROGRESS_FILE_ENV, type ProgressState } from '../cli/progress.ts';
 import { commandLine, type Plan, type PlannedStep } from './recipe.ts';
 
 export const STATE_FORMAT = 'kompresor-pipeline-state';
@@ -84,6 +89,8 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** A live line redrawn every second on a terminal (default: when stderr is a TTY). */
   live?: boolean;
+  /** Off a terminal: the interval of the lines with a running step's progress (default 30000 ms). */
+  progressEveryMs?: number;
   /** Extra environment for the children (tests). */
   env?: NodeJS.ProcessEnv;
 }
@@ -296,13 +303,22 @@ async function runStep(plan: Plan, state: PipelineState, step: PlannedStep, acti
   writeState(plan.runDir, state);
   const what = action.kind === 'resume' ? `resuming from ${action.checkpoint}` : 'running';
   const onTerminal = o.live ?? Boolean(process.stderr.isTTY);
-  // on a terminal the live line is the step's one line; elsewhere a line when it starts and one when it ends
+  // on a terminal the live line is the step's one line; elsewhere a line when it starts, its progress
+  // every 30 s, and one when it ends
   if (!onTerminal) log(`${tag}: ${what} ${commandLine(action.argv)}`);
 
   const t0 = performance.now();
-  const live = liveLine(`${tag}: ${what}`, onTerminal, t0);
-  const r = await runChild(action.argv, logFile, o.env, signals, (pid) => { rec.pid = pid; writeState(plan.runDir, state); });
-  live.stop();
+  const progressFile = nodePath.resolve(partial, 'progress.json');
+  removeProgressFile(progressFile);
+  const live = liveLine(`${tag}: ${what}`, onTerminal, t0, { file: progressFile, command: step.command, tag, log, everyMs: o.progressEveryMs ?? 30_000 });
+  const env = { ...o.env, [PROGRESS_FILE_ENV]: progressFile };
+  let r: ChildResult;
+  try {
+    r = await runChild(action.argv, logFile, env, signals, (pid) => { rec.pid = pid; writeState(plan.runDir, state); });
+  } finally {
+    live.stop();
+    removeProgressFile(progressFile);
+  }
   const seconds = (performance.now() - t0) / 1000;
   Object.assign(session, { seconds, exit: r.code, signal: r.signal });
   rec.seconds += seconds; rec.pid = null;
@@ -437,11 +453,59 @@ function lock(runDir: string): () => void {
   return () => { fs.rmSync(p, { force: true }); };
 }
 
-/** On a terminal: "[3/9] distill 0:42" redrawn every second; elsewhere nothing. */
-function liveLine(tag: string, on: boolean, t0: number): { stop(): void } {
-  if (!on) return { stop() {} };
-  const draw = () => process.stderr.write(`\r\x1b[K${tag}: ${formatSeconds((performance.now() - t0) / 1000)}`);
+// ---------------------------------------------------------------------------------------------
+// live progress
+
+interface ProgressSource { file: string; command: string; tag: string; log: (line: string) => void; everyMs: number }
+
+/**
+ * On a terminal: "[6/16] distill: running: 1m2s | 45/98 steps | 0.9 steps/s | ETA 58s | loss 0.0229"
+ * redrawn every second (cut to the terminal's width); elsewhere "[6/16] distill: 1m2s | 45/98 ..."
+ * through `log` every `everyMs`, while the step's progress file has a state.
+ */
+function liveLine(title: string, on: boolean, t0: number, p: ProgressSource): { stop(): void } {
+  const elapsed = () => formatSeconds((performance.now() - t0) / 1000);
+  const withProgress = (head: string) => {
+    const s = readProgress(p.file);
+    return s ? `${head} | ${progressText(s, p.command)}` : null;
+  };
+  if (!on) {
+    const timer = setInterval(() => { const line = withProgress(`${p.tag}: ${elapsed()}`); if (line !== null) p.log(line); }, p.everyMs);
+    return { stop() { clearInterval(timer); } };
+  }
+  const draw = () => {
+    const head = `${title}: ${elapsed()}`;
+    const line = withProgress(head) ?? head, width = process.stderr.columns;
+    process.stderr.write(`\r\x1b[K${width ? line.slice(0, width - 1) : line}`);
+  };
   draw();
   const timer = setInterval(draw, 1000);
   return { stop() { clearInterval(timer); process.stderr.write('\r\x1b[K'); } };
+}
+
+/** The state in a step's progress file, or null while there is none (or it is not one, yet). */
+export function readProgress(file: string): ProgressState | null {
+  try {
+    const s = JSON.parse(fs.readFileSync(file, 'utf8')) as ProgressState;
+    return s && typeof s.done === 'number' && typeof s.total === 'number' ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/** "45/98 steps | 0.9 steps/s | ETA 58s | loss 0.0229", after the bar's label when it is not the step's command. */
+export function progressText(s: ProgressState, command: string): string {
+  const rate = s.rate_per_s === null ? '-' : String(s.rate_per_s < 100 ? Number(s.rate_per_s.toPrecision(2)) : Math.round(s.rate_per_s));
+  const parts = [`${s.label && s.label !== command ? `${s.label} ` : ''}${s.done}/${s.total} ${s.unit}`, `${rate} ${s.unit}/s`,
+    `ETA ${s.eta_s === null ? '-' : formatSeconds(s.eta_s)}`];
+  if (s.extra) parts.push(s.extra);
+  return parts.join(' | ');
+}
+
+/** Removes a step's progress file and temp files of it a killed child may have left. */
+function removeProgressFile(file: string): void {
+  const dir = nodePath.dirname(file), base = nodePath.basename(file);
+  let names: string[] = [];
+  try { names = fs.readdirSync(dir); } catch { return; }
+  for (const n of names) if (n === base || n.startsWith(`${base}.tmp-`)) fs.rmSync(nodePath.join(dir, n), { force: true });
 }
