@@ -31,7 +31,7 @@ export interface Components { embeddings: number; attention: number; mlp: number
 const COMPONENTS: (keyof Components)[] = ['embeddings', 'attention', 'mlp', 'norms', 'lm_head', 'total'];
 
 export interface ModelParams { label: string; step: string | null; path: string; components: Components; sizes?: Sizes }
-interface Sizes { num_hidden_layers: number; hidden_size: number; num_attention_heads: number; intermediate_size: number }
+export interface Sizes { num_hidden_layers: number; hidden_size: number; num_attention_heads: number; intermediate_size: number }
 
 export interface RecoveryRow { task: string; metric: string; higher_is_better: boolean | null; student: number | null; teacher: number | null; recovery: number | null }
 export interface EvalRow { step: string; model: string; model_label: string; teacher: string | null; average: number | null }
@@ -41,11 +41,24 @@ export interface BenchRow {
   decode: number | null; prefill: number | null; batch_decode: number | null; time_to_first_token: number | null; peak_rss_ratio: number | null;
 }
 export interface TrainingRow {
-  step: string; command: string; start: string | null; start_label: string | null; steps: number | null; tokens: number | null;
+  step: string; command: string; start: string | null; start_label: string | null;
+  /** The checkpoint folder whose shape the run trains (a distill student, a train --init config's folder), and the run's final model. */
+  start_model: string | null; model: string | null;
+  steps: number | null; tokens: number | null;
   loss_first: number | null; loss_last: number | null; validation_first: number | null; validation_last: number | null;
   /** GRPO: the mean reward of the first and last training steps, and on the held-out prompts (--eval-data). */
   train_reward_first: number | null; train_reward_last: number | null;
   reward_first: number | null; reward_last: number | null; figures: string[];
+}
+
+/**
+ * The Minitron papers' two questions, per recovery run (distill, or train from random init): which
+ * pruned shape recovers better at the same budget, and distillation against training the same
+ * shape from scratch on the same tokens. Validation CE from the run, recovery from an eval step of its model.
+ */
+export interface ComparisonRow {
+  step: string; command: string; start_label: string | null; sizes: Sizes | null; params: number | null; tokens: number | null;
+  validation_loss: number | null; eval_step: string | null; recovery_average: number | null;
 }
 
 export interface PipelineReport {
@@ -60,6 +73,7 @@ export interface PipelineReport {
   recovery: { average: number | null; step: string | null; tasks: RecoveryRow[]; evals: EvalRow[] };
   speedup: { decode: number | null; prefill: number | null; step: string | null; llama_cpp: { decode: number | null; prefill: number | null; step: string } | null; runs: BenchRow[] };
   training: TrainingRow[];
+  comparisons: ComparisonRow[];
   /** Figures drawn here, relative to RUN_DIR, with what they show. */
   figures: { file: string; title: string }[];
   importance: { step: string; command: string; figures: string[] }[];
@@ -100,13 +114,15 @@ export function buildReport(state: PipelineState, runDir: string, svgs: Figures)
   if (student.components) models.push({ label: 'student', step: student.step, path: student.path!, components: student.components });
   const ratio = teacher.params && student.params ? student.params / teacher.params : null;
   const training = ctx.training(svgs);
+  const recovery = ctx.recovery(studentPath);
   return {
     format: REPORT_FORMAT, version: 1, name: state.recipe.name, recipe: state.recipe.file, run_dir: runDir,
     teacher, student,
     params: { ratio, reduction_percent: ratio === null ? null : 100 * (1 - ratio), models },
-    recovery: ctx.recovery(studentPath),
+    recovery,
     speedup: ctx.speedup(studentPath),
     training,
+    comparisons: comparisons(models, training, recovery.evals),
     figures: [...svgs].map(([file, f]) => ({ file, title: f.title })),
     importance: ctx.importance(),
     steps: state.steps.map((s) => ({ name: s.name, command: s.command, status: s.status, seconds: round(s.seconds, 1), sessions: s.sessions.length,
@@ -147,7 +163,7 @@ class Context {
   private note(what: string, candidates: StepRecord[], none: string): void {
     const pending = candidates.filter((s) => s.status !== 'finished');
     this.missing.push(pending.length > 0
-      ? `${what}: step ${pending.map((s) => `${s.name} (${s.status})`).join(', ')} has not finished`
+      ? `${what}: ${pending.length > 1 ? 'steps' : 'step'} ${pending.map((s) => `${s.name} (${s.status})`).join(', ')} ${pending.length > 1 ? 'have' : 'has'} not finished`
       : `${what}: ${none}`);
   }
 
@@ -259,6 +275,7 @@ class Context {
       const start = startOf(s);
       const num = (l: MetricsLine | undefined, k: string) => (l && typeof l[k] === 'number' ? l[k] as number : null);
       rows.push({ step: s.name, command: s.command, start, start_label: start === null ? null : startLabel(s, start, (p) => this.label(p)),
+        start_model: startModel(s), model: s.model,
         steps: num(train.at(-1), 'step'), tokens: num(train.at(-1), 'tokens'),
         loss_first: num(train[0], 'loss'), loss_last: num(train.at(-1), 'loss'),
         validation_first: num(v[0], 'loss'), validation_last: num(v.at(-1), 'loss'),
@@ -303,6 +320,23 @@ function curves(key: string, train: MetricsLine[], valid: MetricsLine[]): Series
   if (t.length > 0) out.push({ name: `train ${key}`, points: downsample(t, CURVE_POINTS) });
   if (v.length > 0) out.push({ name: `validation ${key}`, points: downsample(v, CURVE_POINTS), markers: true, dashed: true });
   return out;
+}
+
+function startModel(s: StepRecord): string | null {
+  const a = s.args;
+  if (s.command === 'distill') return typeof a.student === 'string' ? a.student : null;
+  if (s.command === 'train' && typeof a.init === 'string') return nodePath.dirname(a.init);
+  return typeof a.model_dir === 'string' ? a.model_dir : null;
+}
+
+/** The recovery runs (distill, train --init) with their shape, final validation CE and suite recovery. */
+function comparisons(models: ModelParams[], training: TrainingRow[], evals: EvalRow[]): ComparisonRow[] {
+  return training.filter((t) => t.command === 'distill' || (t.command === 'train' && t.start?.startsWith('random init'))).map((t) => {
+    const m = models.find((x) => x.sizes && t.start_model !== null && samePath(x.path, t.start_model));
+    const e = evals.find((x) => t.model !== null && samePath(x.model, t.model));
+    return { step: t.step, command: t.command, start_label: t.start_label, sizes: m?.sizes ?? null, params: m?.components.total ?? null,
+      tokens: t.tokens, validation_loss: t.validation_last, eval_step: e?.step ?? null, recovery_average: e?.average ?? null };
+  });
 }
 
 function startOf(s: StepRecord): string | null {
@@ -371,6 +405,20 @@ function variantsTable(r: PipelineReport): Table | null {
   };
 }
 
+const COMPARISON_NOTE = 'The Minitron papers\' two questions in miniature: at the same parameter budget, which pruned shape '
+  + 'recovers better (depth+MLP against width), and how distillation from the teacher compares with training the same shape '
+  + 'from random weights on the same tokens. Lower validation loss and higher recovery are better.';
+
+function comparisonTable(r: PipelineReport): Table | null {
+  if (r.comparisons.length === 0) return null;
+  const shape = (z: Sizes | null) => (z ? `${z.num_hidden_layers} / ${z.hidden_size} / ${z.num_attention_heads} / ${z.intermediate_size}` : '—');
+  return {
+    head: ['run', 'command', 'starts from', 'layers / hidden / heads / MLP', 'parameters', 'tokens', 'validation loss (CE)', 'suite recovery'],
+    rows: r.comparisons.map((c) => [c.step, c.command, c.start_label ?? '—', shape(c.sizes), c.params === null ? '—' : int(c.params),
+      c.tokens === null ? '—' : int(c.tokens), num(c.validation_loss), c.recovery_average === null ? '—' : `${pct(c.recovery_average)} (${c.eval_step})`]),
+  };
+}
+
 function recoveryTable(r: PipelineReport): Table {
   return {
     head: ['task', 'metric', 'student', 'teacher', 'recovery'],
@@ -425,6 +473,8 @@ export function renderMarkdown(r: PipelineReport): string {
   if (variants) out.push('### Pruned variants', '', mdTable(variants), '');
   out.push('## Quality: recovery on the evaluation suite', '', r.recovery.step ? mdTable(recoveryTable(r)) : '*missing*', '');
   if (r.recovery.evals.length > 1) out.push(mdTable(evalsTable(r)), '');
+  const cmp = comparisonTable(r);
+  if (cmp) out.push('## Minitron comparisons', '', COMPARISON_NOTE, '', mdTable(cmp), '');
   out.push('## Speed', '', r.speedup.runs.length ? mdTable(benchTable(r)) : '*missing*', '');
   out.push('## Training', '', r.training.length ? mdTable(trainingTable(r)) : '*missing*', '');
   for (const f of r.figures) out.push(`![${f.title}](${f.file})`, '');
@@ -477,11 +527,13 @@ export function renderHtml(r: PipelineReport, runDir: string, svgs: Figures): st
     r.recovery.step ? htmlTable(recoveryTable(r)) : missing(why('recovery')),
     '<p class="muted">Recovery is the student\'s primary metric as a percentage of the teacher\'s (teacher / student when lower is better).</p>');
   if (r.recovery.evals.length > 1) parts.push(htmlTable(evalsTable(r)));
+  const cmp = comparisonTable(r);
+  if (cmp) parts.push('<h2>Minitron comparisons</h2>', `<p>${esc(COMPARISON_NOTE)}</p>`, htmlTable(cmp));
+  if (svgs.has('report_figures/recovery_runs.svg')) parts.push(fig('report_figures/recovery_runs.svg', n++));
   parts.push('<h2>Speed</h2>', r.speedup.runs.length ? htmlTable(benchTable(r)) : missing(why('decode speed-up')),
     '<p class="muted">Ratios are the model over its reference (--vs): above 1 means faster; peak RSS as a fraction. Both measured in the same run.</p>');
   if (r.speedup.runs.length && !r.speedup.llama_cpp) parts.push(missing(why('decode speed-up (llama.cpp)')));
   parts.push('<h2>Training</h2>', r.training.length ? htmlTable(trainingTable(r)) : missing(why('loss and reward curves')));
-  if (svgs.has('report_figures/recovery_runs.svg')) parts.push(fig('report_figures/recovery_runs.svg', n++));
   for (const t of r.training) for (const f of t.figures) parts.push(fig(f, n++));
   parts.push('<h2>Importance</h2>');
   if (r.importance.length === 0) parts.push(missing(why('importance charts')));

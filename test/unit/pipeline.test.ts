@@ -378,6 +378,9 @@ steps:
   - name: export
     command: export
     args: {model_dir: "\${steps.grpo.model}"}
+  - name: eval_distill
+    command: eval
+    args: {model_dir: "\${steps.distill.model}", tasks: evals/polish, teacher: "\${teacher}"}
 `;
 
 const write = (file: string, text: string) => { fs.mkdirSync(path.dirname(file), { recursive: true }); fs.writeFileSync(file, text); };
@@ -427,6 +430,10 @@ function fabricatedRun(runDir: string, pending: string[]): Plan {
     higher_is_better: { pl_choice: { acc: true }, pl_ppl: { word_perplexity: false } },
     recovery: { pl_choice: 90, pl_ppl: 25 / 30 * 100, average: (90 + 25 / 30 * 100) / 2 },
   });
+  result('eval_distill', {
+    results: { pl_choice: { acc: 0.4 }, pl_ppl: { word_perplexity: 32 } }, teacher_results: { pl_choice: { acc: 0.5 }, pl_ppl: { word_perplexity: 25 } },
+    primary_metric: { pl_choice: 'acc', pl_ppl: 'word_perplexity' }, recovery: { pl_choice: 80, pl_ppl: 78.125, average: 79.0625 },
+  });
   const figures = (decode: number) => ({ prefill_tokens_per_s: 2 * decode, time_to_first_token_s: 0.01, decode_tokens_per_s: decode, batch_prefill_tokens_per_s: 3 * decode,
     batch_decode_tokens_per_s: 4 * decode, peak_rss_bytes: 1e8, load_seconds: 0.1, backend: 'native' });
   result('bench', { engine: 'kompresor', models: [{ path: plan.student, figures: figures(150) }, { path: 'models/teacher', figures: figures(100) }],
@@ -470,7 +477,11 @@ test('report.json reads teacher/student params, recovery, speed-up, curves and i
     { step: 'prune', command: 'prune', figures: ['steps/prune/model/report/layers.svg'] },
   ]);
   assert.deepEqual(r.missing, ['decode speed-up (llama.cpp): step bench_llama (pending) has not finished']);
-  assert.equal(r.steps.length, 13);
+  assert.equal(r.steps.length, 14);
+  // the Minitron comparisons: each recovery run with the shape it trains, its final CE and its eval
+  assert.deepEqual(r.comparisons.map((c) => [c.step, c.command, c.sizes?.num_hidden_layers, c.sizes?.hidden_size, c.params, c.tokens, c.validation_loss, c.eval_step, c.recovery_average]),
+    [['distill', 'distill', 3, 32, 1008, 256, 2.6, 'eval_distill', 79.0625], ['scratch', 'train', 3, 32, 1008, 256, 4.6, null, null]]);
+  assert.equal(r.recovery.step, 'eval', 'the headline recovery stays the student\'s');
   assert.match(r.steps[2].command_line, /^kompresor prune models\/teacher --scores .*\/steps\/score\/scores\.json --target num_hidden_layers=3 --out .*\/steps\/prune\/model --json$/);
 
   const page = fs.readFileSync(html, 'utf8');
@@ -481,6 +492,8 @@ test('report.json reads teacher/student params, recovery, speed-up, curves and i
   for (const e of els) for (const k of ['href', 'src']) assert.ok(!/^\s*(https?:)?\/\//i.test(e.attrs[k] ?? ''), `<${e.name} ${k}> is external`);
   assert.ok(!els.some((e) => ['script', 'link', 'img', 'iframe'].includes(e.name)));
   assert.ok(!/url\(\s*['"]?https?:|@import/i.test(page));
+  assert.match(page, /<h2>Minitron comparisons<\/h2>/);
+  assert.match(page, /<td>distill<\/td><td>distill<\/td><td>prune model<\/td><td>3 \/ 32 \/ 4 \/ 64<\/td><td>1,008<\/td><td>256<\/td><td>2\.600<\/td><td>79\.1% \(eval_distill\)<\/td>/);
   assert.match(page, /<td>How much smaller\?<\/td><td>1,310 → 888 parameters \(−32\.2%\)<\/td>/);
   assert.match(page, /<td>How much faster\?<\/td><td>1\.50× decode on the engine; llama\.cpp: missing<\/td>/);
   assert.match(page, /<p class="missing">missing: decode speed-up \(llama\.cpp\): step bench_llama \(pending\) has not finished<\/p>/);
@@ -491,7 +504,7 @@ test('report.json reads teacher/student params, recovery, speed-up, curves and i
 
 test('a step that has not finished is missing from the report, never estimated', () => {
   const runDir = path.join(tmp, 'rep-missing');
-  fabricatedRun(runDir, ['student_params', 'eval', 'bench', 'bench_llama', 'grpo', 'export']);
+  fabricatedRun(runDir, ['student_params', 'eval', 'bench', 'bench_llama', 'grpo', 'export', 'eval_distill']);
   const { report: r, html } = writePipelineReport(runDir);
   assert.equal(r.student.params, null);
   assert.equal(r.params.reduction_percent, null);
@@ -500,14 +513,14 @@ test('a step that has not finished is missing from the report, never estimated',
   assert.deepEqual(r.training.map((t) => t.step), ['distill', 'scratch']);
   assert.deepEqual(r.missing, [
     `student parameters: step student_params (pending) has not finished`,
-    'recovery: step eval (pending) has not finished',
+    'recovery: steps eval (pending), eval_distill (pending) have not finished',
     'decode speed-up (engine): step bench (pending) has not finished',
     'decode speed-up (llama.cpp): step bench_llama (pending) has not finished',
   ]);
   const page = fs.readFileSync(html, 'utf8');
   assertWellFormed(page);
   assert.match(page, /<td>How much quality is kept\?<\/td><td>missing<\/td>/);
-  assert.match(page, /<p class="missing">missing: recovery: step eval \(pending\) has not finished<\/p>/);
+  assert.match(page, /<p class="missing">missing: recovery: steps eval \(pending\), eval_distill \(pending\) have not finished<\/p>/);
 });
 
 // ---------------------------------------------------------------------------------------------
