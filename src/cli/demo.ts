@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import nodePath from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PipelineReport } from '../pipeline/report.ts';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -44,7 +44,8 @@ function stage(title: string, args: string[], json: boolean): void {
 
 const fmt = (x: number | null, f: (v: number) => string) => (x === null ? 'missing' : f(x));
 
-function answers(r: PipelineReport, seconds: number, out: string): string {
+/** The three answers as the demo prints them, from a pipeline report. */
+export function answers(r: PipelineReport, seconds: number, out: string): string {
   const llama = r.speedup.llama_cpp;
   return [
     '',
@@ -80,4 +81,5 @@ function main(): void {
   else console.log(answers(report, seconds, a.out));
 }
 
-main();
+// run only as `npm run demo` (node src/cli/demo.ts), not when a test imports answers()
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();
