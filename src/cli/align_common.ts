@@ -40,3 +40,15 @@ export function describeData<T>(label: string, d: AlignData<T>, what: string, to
 export function abs(p: string | undefined): string | null {
   return p === undefined ? null : nodePath.resolve(p);
 }
+
+/**
+ * SFT and DPO pack (or cut) their examples into rows of --seq-len tokens, and a checkpoint's data
+ * position counts those rows: a resumed run must keep the length it started with. Refused here,
+ * naming the flag, rather than later as a data-position mismatch that seems to blame the data file.
+ */
+export function keepSeqLen(changes: { seqLen?: number }, saved: { seqLen: number }, command: string, runDir: string): void {
+  if (changes.seqLen === undefined || changes.seqLen === saved.seqLen) return;
+  throw new KompresorError({ code: 'input_invalid', where: '--seq-len', rule: `a resumed ${command} run keeps the row length it started with (its saved data position counts rows of that length)`,
+    expected: `${saved.seqLen} (or no --seq-len)`, found: `${changes.seqLen}`,
+    hint: `resume with \`kompresor ${command} --resume ${runDir}\` and no --seq-len; another length needs a new run (--out) from a model folder` });
+}

@@ -262,6 +262,13 @@ describe('kompresor sft', () => {
     assert.ok(Math.abs(completionLoss(model, batches).loss - (last.loss as number)) < 1e-6);
   });
 
+  test('--resume with another --seq-len is refused naming the flag, not the data', () => {
+    const r = kompresor('sft', '--resume', at('run'), '--seq-len', '128', '--steps', '30');
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, /^kompresor: --seq-len: a resumed sft run keeps the row length it started with .*; expected 64 \(or no --seq-len\), found 128\. Hint: resume with `kompresor sft --resume .*run` and no --seq-len/);
+  });
+
   test('a bad row is one line on stderr naming FILE:LINE, exit 1, nothing written', () => {
     const bad = writeJsonl('bad.jsonl', [{ prompt: 'a', completion: 'b' }, { prompt: 'a' }]);
     const r = kompresor('sft', modelDir, '--data', bad, '--out', at('bad-run'), '--steps', '2', '--seq-len', '64');
