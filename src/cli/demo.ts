@@ -17,6 +17,23 @@ const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), 
 const RECIPE = 'recipes/bielik-minitron-mini.yaml';
 const TEACHER = 'models/polish-teacher';
 
+const HELP = `Usage: npm run demo [-- --out DIR] [--json] [--set key=value ...]
+
+Bielik-Minitron in miniature, on the project's Polish teacher (${TEACHER}, 14.2M parameters):
+  1. the Polish corpus from Debian packages (installed with apt when run as root)
+  2. the Polish SFT / DPO / GRPO data
+  3. kompresor pipeline ${RECIPE}: score, prune (8 -> 6 layers, MLP 1024 -> 800) and a width
+     variant, distillation of both and a from-scratch baseline, SFT -> DPO-P -> GRPO, eval on
+     the Polish suite against the teacher, bench (engine and llama.cpp), GGUF export
+  4. the three answers (how much smaller, quality kept, how much faster) from DIR/report.json
+About 15 minutes on 2 cores. Every stage skips finished work: run it again to continue after Ctrl-C.
+
+Options:
+  --out DIR          the run folder (default runs/demo); the report is DIR/report.html
+  --json             print the answers as JSON on stdout (progress stays on stderr)
+  --set key=value    override a recipe variable, e.g. --set kd_tokens=400k (repeatable)
+  -h, --help         this text`;
+
 interface DemoArgs { out: string; json: boolean; sets: string[] }
 
 function parseArgs(argv: string[]): DemoArgs {
@@ -25,8 +42,8 @@ function parseArgs(argv: string[]): DemoArgs {
     if (argv[i] === '--out') a.out = argv[++i];
     else if (argv[i] === '--json') a.json = true;
     else if (argv[i] === '--set') a.sets.push(argv[++i]);
-    else if (argv[i] === '-h' || argv[i] === '--help') { console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport')[0]); process.exit(0); }
-    else { console.error(`demo: unknown option ${argv[i]}; expected --out DIR, --json or --set key=value`); process.exit(1); }
+    else if (argv[i] === '-h' || argv[i] === '--help') { console.log(HELP); process.exit(0); }
+    else { console.error(`demo: unknown option ${argv[i]}; expected --out DIR, --json or --set key=value (npm run demo -- --help)`); process.exit(1); }
   }
   return a;
 }

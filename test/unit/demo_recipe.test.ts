@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { kompresor, ROOT } from '../cli_run.ts';
 import { tempDir } from '../helpers.ts';
@@ -79,4 +80,16 @@ test('the demo recipe runs end to end on a tiny teacher and its report answers t
   assert.match(text, new RegExp(`Quality kept\\?      ${report.recovery.average!.toFixed(1)}% of the teacher's average score on the Polish suite \\(pl_`));
   assert.match(text, new RegExp(`decode ${report.speedup.decode!.toFixed(2)}x on the engine, ${report.speedup.llama_cpp!.decode!.toFixed(2)}x in llama\\.cpp`));
   assert.match(text, /report: .*report\.html .*; 1\.0 min this run$/);
+});
+
+test('npm run demo -- --help explains it; an unknown option is one line and exit 1', () => {
+  const demo = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/demo.ts'), ...args], { encoding: 'utf8', cwd: ROOT });
+  const help = demo('--help');
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Usage: npm run demo \[-- --out DIR\] \[--json\] \[--set key=value \.\.\.\]/);
+  assert.match(help.stdout, /kompresor pipeline recipes\/bielik-minitron-mini\.yaml/);
+  const bad = demo('--outt', 'x');
+  assert.equal(bad.status, 1);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+  assert.match(bad.stderr, /^demo: unknown option --outt; expected --out DIR, --json or --set key=value/);
 });
