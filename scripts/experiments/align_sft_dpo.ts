@@ -30,7 +30,7 @@ import { generate } from '../../src/model/generate.ts';
 import { loadDpoData, loadSftData } from '../../src/align/data.ts';
 import { sftEvalSource, dpoEvalSource, type DpoBatch } from '../../src/align/sources.ts';
 import { completionLoss } from '../../src/align/sft.ts';
-import { rowLogps } from '../../src/align/logprob.ts';
+import { rowLogps } from '../../src/align/logprobs.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');

@@ -22,7 +22,7 @@ import type { Objective, ObjectiveResult } from '../train/objective.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { KompresorError, ensure } from '../errors.ts';
 import { dpoPairLoss, type DpoLossOptions } from './losses.ts';
-import { rowLogps, rowLogpsBackward, rowTokens } from './logprob.ts';
+import { rowLogps, rowLogpsBackward, rowTokens } from './logprobs.ts';
 import { isDpoBatch, pairBatch, type DpoBatch } from './sources.ts';
 import type { PairExample } from './data.ts';
 

@@ -14,7 +14,7 @@
 //   dℓ/dz_j  = dℓ/dlp · (δ_jy - softmax(z / T)_j) / T
 import type { ChunkLoss } from '../model/decoder.ts';
 import { KompresorError } from '../errors.ts';
-import { rowLogprob } from './token_logprobs.ts';
+import { targetLogprob } from './logprobs.ts';
 
 export const LOSS_TYPES = ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as const;
 export type LossType = (typeof LOSS_TYPES)[number];
@@ -138,7 +138,7 @@ export function grpoChunkLoss(targets: Int32Array, t: GrpoTokens, o: GrpoLossOpt
       const n = r0 + r, y = targets[n];
       const z = logits.subarray(r * V, (r + 1) * V);               // (V) this row; becomes dz
       if (y < 0) { losses[r] = 0; z.fill(0); continue; }
-      const { lp, lse } = rowLogprob(z, y, o.temperature);
+      const { lp, lse } = targetLogprob(z, y, o.temperature);
       const tl = grpoTokenLoss(lp, t.lpOld ? t.lpOld[n] : lp, t.lpRef ? t.lpRef[n] : NaN, t.advantage[n], o);
       const w = t.weight[n];
       losses[r] = dscale > 0 ? (w * tl.loss) / dscale : 0;

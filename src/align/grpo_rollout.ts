@@ -24,7 +24,7 @@ import { generate } from '../model/generate.ts';
 import { Rng, type SamplingOptions } from '../model/sampling.ts';
 import type { BatchSource, SourceState } from '../data/source.ts';
 import { KompresorError, ensure } from '../errors.ts';
-import { tokenLogprobs } from './token_logprobs.ts';
+import { tokenLogprobs } from './logprobs.ts';
 import { aggregationWeights, type GrpoTokens, type LossType } from './grpo_loss.ts';
 import { scoreRewards, type Reward } from './rewards.ts';
 import type { PromptRow } from './grpo_data.ts';

@@ -1,6 +1,6 @@
 // The alignment losses as pure functions of sequence log-probabilities, with their gradients
 // (spec §1-2; the derivations are in docs/dpo.md). Everything here is float64 scalar maths: the
-// model side (log-probs in, d(loss)/d(log-prob) out) is src/align/logprob.ts.
+// model side (log-probs in, d(loss)/d(log-prob) out) is src/align/logprobs.ts.
 //
 // DPO, per pair (w = chosen, l = rejected; logπ sums over completion tokens, TRL):
 //   r_w = logπθ(y_w) - logπref(y_w),  r_l likewise,  Δ = r_w - r_l

@@ -1,9 +1,8 @@
-// DPO on the model: sequence log-probs (sums over answer tokens) against a float64 log-softmax of
-// the full logits, the gather-backward chunk against c·(onehot - softmax), d(DPO loss)/d(param)
-// against finite differences on the tiny fixture (sigmoid + DPO-Positive with the penalty on for
-// some pairs and off for others, and IPO), precomputed reference log-probs equal to the live
-// reference, the pair batches and their positions, and `kompresor dpo` end to end (accuracy on
-// the pairs rises; --precompute-ref cached and read back on resume; one-line errors).
+// DPO on the model: d(DPO loss)/d(param) against finite differences on the tiny fixture (sigmoid
+// + DPO-Positive with the penalty on for some pairs and off for others, and IPO), precomputed
+// reference log-probs equal to the live reference, the pair batches and their positions, and
+// `kompresor dpo` end to end (accuracy on the pairs rises; --precompute-ref cached and read back
+// on resume; one-line errors). The sequence log-prob head itself is tested in logprobs.test.ts.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,7 +13,6 @@ import { normalizeConfig } from '../../src/io/hf_config.ts';
 import { Decoder } from '../../src/model/decoder.ts';
 import { initWeights } from '../../src/model/init.ts';
 import { loadModel, saveModel } from '../../src/model/load.ts';
-import { rowLogps, gatherBackwardChunk } from '../../src/align/logprob.ts';
 import { dpoObjective, computeRefLogps } from '../../src/align/dpo.ts';
 import { dpoLossOptions, type DpoLossOptions } from '../../src/align/losses.ts';
 import { DpoSource, dpoEvalSource, pairBatch, type DpoBatch } from '../../src/align/sources.ts';
@@ -52,41 +50,6 @@ async function perturbed(seed: number, scale: number): Promise<Decoder> {
   model.forwardOnly = true;
   return model;
 }
-
-describe('sequence log-probs', () => {
-  test('rowLogps = Σ over answer tokens of a float64 log-softmax of the full logits', async () => {
-    const { model } = await loadModel(TINY);
-    const ps = pairs(3, 1), b = pairBatch(ps, [0, 1, 2], 3, 12, 0, null);
-    const got = rowLogps(model, b), want = new Float64Array(b.B), V = model.cfg.vocabSize;
-    model.logits(b, (r0, rows, logits) => {
-      for (let i = 0; i < rows; i++) {
-        const n = r0 + i, t = b.targets[n];
-        if (t < 0) continue;
-        const x = logits.subarray(i * V, (i + 1) * V);
-        let m = -Infinity; for (const v of x) m = Math.max(m, v);
-        let s = 0; for (const v of x) s += Math.exp(v - m);
-        want[Math.floor(n / b.T)] += x[t] - m - Math.log(s);
-      }
-    });
-    assert.ok(relErr(got, want) < 1e-6, `relErr ${relErr(got, want)}`);
-    // the answer lengths are the masks: chosen rows first, then rejected rows
-    assert.ok(got.every((v, k) => v < 0 && Number.isFinite(v)), String(got));
-  });
-
-  test('gather backward (rows=3, V=11): dlogits = c_row · (onehot - softmax), 0 for ignored tokens', () => {
-    const V = 11, T = 3, logits = randn(3 * V, 4, 3), x = Float64Array.from(logits);
-    const batch = { B: 1, T, ids: new Int32Array(3), pos: new Int32Array(3), docStart: new Int32Array(3), targets: Int32Array.from([4, -100, 10]) };
-    gatherBackwardChunk(batch, V, Float64Array.from([-0.7]))(new Float32Array(3), logits, 0, 3, 1);
-    for (let n = 0; n < 3; n++) {
-      const row = x.subarray(n * V, (n + 1) * V), t = batch.targets[n];
-      const m = Math.max(...row), s = row.reduce((u, v) => u + Math.exp(v - m), 0);
-      for (let j = 0; j < V; j++) {
-        const want = t < 0 ? 0 : -0.7 * ((j === t ? 1 : 0) - Math.exp(row[j] - m) / s);
-        assert.ok(Math.abs(logits[n * V + j] - want) < 1e-6, `row ${n} j ${j}: ${logits[n * V + j]} vs ${want}`);
-      }
-    }
-  });
-});
 
 describe('d(DPO loss)/d(param) against finite differences on the fixture', () => {
   const cases: [string, Partial<DpoLossOptions>][] = [

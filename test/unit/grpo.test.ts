@@ -11,7 +11,7 @@ import path from 'node:path';
 import { grpoTokenLoss, grpoChunkLoss, aggregationWeights, emptyStats, LOSS_TYPES, type GrpoLossOptions, type LossType } from '../../src/align/grpo_loss.ts';
 import { advantages, buildMicroBatch, RolloutSource, type Rollout, type RolloutOptions } from '../../src/align/grpo_rollout.ts';
 import { grpoObjective, grpoLoss, grpoLossAndBackward, grpoEvaluate } from '../../src/align/grpo.ts';
-import { tokenLogprobs } from '../../src/align/token_logprobs.ts';
+import { tokenLogprobs } from '../../src/align/logprobs.ts';
 import type { PromptRow } from '../../src/align/grpo_data.ts';
 import type { Reward } from '../../src/align/rewards.ts';
 import { loadModel } from '../../src/model/load.ts';
