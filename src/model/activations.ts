@@ -10,7 +10,10 @@
 // per-layer buffer has ONE layer slot that each layer overwrites, resid has two slots that
 // alternate (layer l reads slot l % 2 and writes (l + 1) % 2), and the backward scratch is empty.
 // layerSlice maps layer l onto the slots a buffer has, so the decoder's kernel calls are the same.
+// An arena without a head (a generation prefill, which runs the lm_head on the last rows itself)
+// also leaves out the logits chunk and the per-token losses.
 import type { ModelConfig } from '../io/hf_config.ts';
+import { ensure } from '../errors.ts';
 
 /** Rows of logits materialised at once by the chunked lm_head + cross-entropy. */
 export const LOGIT_CHUNK = 256;
@@ -43,6 +46,7 @@ const ACTIVATION_LAYOUT: [string, (d: Dims) => number, string][] = [
   ['dact', (d) => d.N * d.F, '(N, F)'],
 ];
 const BACKWARD_SCRATCH = new Set(['dresid', 'dln', 'dqkv', 'datt', 'dgateup', 'dact']);
+const HEAD = new Set(['logits', 'losses']);
 
 export type ActivationName =
   'resid' | 'ln1' | 'ln1Rstd' | 'qkv' | 'att' | 'lse' | 'residMid' | 'ln2' | 'ln2Rstd' | 'gateup' | 'act' |
@@ -54,6 +58,8 @@ export interface Activations {
   bytes: number;
   /** One slot per per-layer buffer (two for resid), no backward scratch: backward is refused. */
   forwardOnly: boolean;
+  /** false: no logits chunk and no losses, so the loss head and logitsChunk are refused. */
+  head: boolean;
   buf: Record<ActivationName, Float32Array>;
 }
 
@@ -65,11 +71,16 @@ export function dimsOf(cfg: ModelConfig, B: number, T: number): Dims {
   };
 }
 
-/** Allocates the arena for (B, T): one ArrayBuffer, views per the layout table. */
-export function allocateActivations(cfg: ModelConfig, B: number, T: number, forwardOnly = false): Activations {
+/**
+ * Allocates the arena for (B, T): one ArrayBuffer, views per the layout table. `head = false`
+ * (forward-only arenas only) leaves out the logits chunk and the losses.
+ */
+export function allocateActivations(cfg: ModelConfig, B: number, T: number, forwardOnly = false, head = true): Activations {
   const d = dimsOf(cfg, B, T);
   if (forwardOnly) d.L = 1; // resid: (L+1) = 2 alternating slots
-  const sizes = ACTIVATION_LAYOUT.map(([name, f]) => (forwardOnly && BACKWARD_SCRATCH.has(name) ? 0 : f(d)));
+  ensure(head || forwardOnly, 'allocateActivations', () => 'only a forward-only arena can leave out the head');
+  const left = (name: string) => (forwardOnly && BACKWARD_SCRATCH.has(name)) || (!head && HEAD.has(name));
+  const sizes = ACTIVATION_LAYOUT.map(([name, f]) => (left(name) ? 0 : f(d)));
   const total = sizes.reduce((a, b) => a + b, 0);
   const arena = new Float32Array(total);
   const buf = {} as Record<ActivationName, Float32Array>;
@@ -78,7 +89,7 @@ export function allocateActivations(cfg: ModelConfig, B: number, T: number, forw
     buf[name as ActivationName] = arena.subarray(off, off + sizes[i]);
     off += sizes[i];
   });
-  return { B, T, bytes: total * 4, forwardOnly, buf };
+  return { B, T, bytes: total * 4, forwardOnly, head, buf };
 }
 
 /**

@@ -23,6 +23,7 @@ export type ProbeName =
   | 'resid_out'                 // (N, C) residual stream leaving the layer
   | 'input_layernorm'           // (N, C) output of the pre-attention norm
   | 'post_attention_layernorm'  // (N, C) output of the pre-MLP norm
+  | 'qkv'                       // (N, QKV) q|k|v projections, q and k rotated: what a KV cache keeps
   | 'attn_pre_o'                // (N, nH*hd) attention output, the input of o_proj
   | 'mlp_act';                  // (N, F) silu(gate)*up, the input of down_proj
 
@@ -96,10 +97,15 @@ export class Decoder {
   // ---------------------------------------------------------------------------------------------
   // forward
 
-  /** Runs embedding, all layers and the final norm; returns the arena (lnf holds the result). */
-  forward(batch: Batch, probe?: Probe): Activations {
+  /**
+   * Runs embedding, all layers and the final norm; returns the arena (lnf holds the result). With
+   * `arena` (from allocateActivations for the batch's B and T, e.g. the forward-only arena of a
+   * generation prefill) it runs on that arena and leaves the decoder's own alone.
+   */
+  forward(batch: Batch, probe?: Probe, arena?: Activations): Activations {
     checkIds(batch, this.cfg.vocabSize);
-    const a = this.activations(batch.B, batch.T);
+    if (arena) ensure(arena.B === batch.B && arena.T === batch.T, 'Decoder.forward', () => `the arena is for (B ${arena.B}, T ${arena.T}), the batch is (B ${batch.B}, T ${batch.T})`);
+    const a = arena ?? this.activations(batch.B, batch.T);
     this.embed(a, batch);
     for (let l = 0; l < this.cfg.numLayers; l++) this.layerForward(l, a, batch, probe);
     const { N, C } = this.nc(batch);
@@ -147,6 +153,7 @@ export class Decoder {
     see('input_layernorm', ln1, C);
     K.matmulForward(qkv, ln1, w.qkvW, w.qkvB, N, C, QKV);
     K.ropeForward(qkv, batch.pos, cos, sin, N, nH + nKV, hd, QKV);
+    see('qkv', qkv, QKV);
     K.attentionForward(att, lse, qkv, batch.docStart, batch.B, batch.T, nH, nKV, hd, cfg.slidingWindow);
     see('attn_pre_o', att, A);
     mid.set(x);
@@ -170,6 +177,7 @@ export class Decoder {
    */
   logitsChunk(a: Activations, r0: number, rows: number): Float32Array {
     const C = this.cfg.hiddenSize, V = this.cfg.vocabSize;
+    ensure(a.head, 'Decoder.logitsChunk', () => 'this activation arena has no logits chunk (allocated with head = false)');
     const logits = a.buf.logits.subarray(0, rows * V);                   // (rows, V)
     K.matmulForward(logits, a.buf.lnf.subarray(r0 * C, (r0 + rows) * C), this.w.lmHead, null, rows, C, V);
     return logits;
@@ -189,6 +197,7 @@ export class Decoder {
    */
   headLoss(a: Activations, batch: Batch, backward: boolean,
     chunkLoss: ChunkLoss = this.crossEntropyChunk(batch)): { loss: number; count: number } {
+    ensure(a.head, 'Decoder.headLoss', () => 'this activation arena has no logits chunk (allocated with head = false)');
     const { N, C } = this.nc(batch);
     const V = this.cfg.vocabSize, R = a.buf.logits.length / V;
     const count = countTargets(batch);

@@ -1,13 +1,15 @@
 // Autoregressive generation with a KV cache (llama2.c RunState style). The prompt is prefilled
 // with the batched forward pass (left-padded rows; pads are their own one-token documents so
-// nothing attends to them), its rotated keys and values are copied into the cache, and then each
-// step runs every layer on one token per row against the cache.
+// nothing attends to them) on a forward-only arena sized for the prompt (one layer's buffers, no
+// backward scratch, no logits chunk), each layer's rotated keys and values are copied into the
+// cache as the layer produces them, and then each step runs every layer on one token per row
+// against the cache. The decoder's own (training) arena is not used.
 //
 // Dimension legend: B = rows, P = padded prompt length, M = cache capacity (maxT),
 // C = hidden, F = intermediate, nH/nKV/hd = heads and head_dim, KVW = nKV*hd, V = vocab.
 import { kernels as K } from '../tensor/ops.ts';
-import type { Decoder } from './decoder.ts';
-import { layerSlice } from './activations.ts';
+import type { Decoder, Probe } from './decoder.ts';
+import { allocateActivations, type Activations } from './activations.ts';
 import { batchFromDocs, type Batch } from './batch.ts';
 import { type SamplingOptions, Rng, sampleToken } from './sampling.ts';
 import { KompresorError } from '../errors.ts';
@@ -37,6 +39,8 @@ export interface GenerateResult {
   prefillSeconds: number;
   decodeSeconds: number;
   decodeSteps: number;
+  /** Bytes of the activation arena the prefill ran on: forward-only, no head, (B, P), one per call. */
+  prefillArenaBytes: number;
 }
 
 /** Per-step state: one row per sequence, plus the cache. */
@@ -79,22 +83,35 @@ function promptBatch(prompts: number[][], padId: number): { batch: Batch; pad: I
   return { batch: batchFromDocs(rows, P, padId), pad };
 }
 
-/** Runs the prompt through the batched forward pass and fills the cache with its keys/values. */
-function prefill(st: DecodeState, batch: Batch): void {
+/**
+ * The forward-only arena of a prefill over B rows of P tokens: one layer's buffers, which every
+ * layer overwrites, so the cache takes each layer's keys and values while they are there.
+ */
+export function prefillArena(model: Decoder, B: number, P: number): Activations {
+  return allocateActivations(model.cfg, B, P, true, false);
+}
+
+/**
+ * Runs the prompt through the batched forward pass on `arena` and fills the cache with its
+ * keys/values, layer by layer (a probe on the rotated q|k|v rows).
+ */
+function prefill(st: DecodeState, batch: Batch, arena: Activations): void {
   const m = st.model, c = m.cfg;
-  const a = m.forward(batch);
   const { B, T: P } = batch;
   const A = c.numHeads * c.headDim, KVW = c.numKvHeads * c.headDim, QKV = A + 2 * KVW, C = c.hiddenSize;
-  for (let l = 0; l < c.numLayers; l++) {
-    const qkv = layerSlice(a.buf.qkv, l, B * P * QKV);
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < P; t++) {
-        const src = (b * P + t) * QKV, dst = (b * st.M + t) * KVW;
-        st.k[l].set(qkv.subarray(src + A, src + A + KVW), dst);
-        st.v[l].set(qkv.subarray(src + A + KVW, src + QKV), dst);
+  const toCache: Probe = {
+    names: new Set(['qkv']),
+    observe: (_name, l, qkv) => {
+      for (let b = 0; b < B; b++) {
+        for (let t = 0; t < P; t++) {
+          const src = (b * P + t) * QKV, dst = (b * st.M + t) * KVW;
+          st.k[l].set(qkv.subarray(src + A, src + A + KVW), dst);
+          st.v[l].set(qkv.subarray(src + A + KVW, src + QKV), dst);
+        }
       }
-    }
-  }
+    },
+  };
+  const a = m.forward(batch, toCache, arena);
   // logits of the last prompt token of every row
   for (let b = 0; b < B; b++) st.ln.set(a.buf.lnf.subarray((b * P + P - 1) * C, (b * P + P) * C), b * C);
   K.matmulForward(st.logits, st.ln, m.w.lmHead, null, B, C, c.vocabSize);
@@ -143,6 +160,9 @@ export function generate(model: Decoder, prompts: number[][], o: GenerateOptions
   const padId = o.padTokenId ?? o.eosTokenIds[0] ?? 0;
   const { batch, pad } = promptBatch(prompts, padId);
   const B = batch.B, P = batch.T, M = P + o.maxNewTokens, V = model.cfg.vocabSize;
+  // generation never uses the decoder's arena: drop one left by training (a GRPO policy) before
+  // the cache and the prefill arena are allocated
+  model.releaseActivations();
   let st: DecodeState;
   try {
     st = new DecodeState(model, B, M, pad);
@@ -154,8 +174,10 @@ export function generate(model: Decoder, prompts: number[][], o: GenerateOptions
   }
   const rng = new Rng(o.seed);
   const t0 = performance.now();
-  prefill(st, batch);
-  model.releaseActivations();
+  let arena: Activations | null = prefillArena(model, B, P);
+  const prefillArenaBytes = arena.bytes;
+  prefill(st, batch, arena);
+  arena = null; // not needed by the decode loop
   const t1 = performance.now();
   const out: number[][] = prompts.map(() => []);
   const done = new Array<boolean>(B).fill(false);
@@ -178,5 +200,5 @@ export function generate(model: Decoder, prompts: number[][], o: GenerateOptions
     steps++;
   }
   const t2 = performance.now();
-  return { tokens: out, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000, decodeSteps: steps };
+  return { tokens: out, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000, decodeSteps: steps, prefillArenaBytes };
 }

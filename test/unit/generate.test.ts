@@ -9,9 +9,11 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { loadModel } from '../../src/model/load.ts';
-import type { Decoder } from '../../src/model/decoder.ts';
-import { batchFromRows } from '../../src/model/batch.ts';
-import { generate, type GenerateOptions } from '../../src/model/generate.ts';
+import type { Decoder, Probe } from '../../src/model/decoder.ts';
+import { batchFromDocs, batchFromRows } from '../../src/model/batch.ts';
+import { allocateActivations } from '../../src/model/activations.ts';
+import { kernels as K } from '../../src/tensor/ops.ts';
+import { generate, prefillArena, type GenerateOptions } from '../../src/model/generate.ts';
 import { GREEDY, Rng, argmax, sampleToken, warpedDistribution, type SamplingOptions } from '../../src/model/sampling.ts';
 import { relErr } from '../helpers.ts';
 
@@ -155,6 +157,65 @@ describe('batched generation', () => {
     refused(() => generate(model, [[1, 64]], { ...base, maxNewTokens: 2 }), 'ids_out_of_vocab', /^ids\[0\]\[1\]: token ids must index the vocabulary; expected 0 <= id < 64, found 64\./);
     // 2**32 + 5 would wrap to the valid id 5 in the batch's Int32Array
     refused(() => generate(model, [[1, 2 ** 32 + 5]], { ...base, maxNewTokens: 2 }), 'ids_out_of_vocab', /^row 0\[1\]: token ids must index the vocabulary; expected a 32-bit integer, found 4294967301\./);
+  });
+});
+
+describe('the prefill runs on a forward-only arena sized for the prompt, not the training arena', () => {
+  test('generate() allocates one (B, P) forward-only arena without a head and never asks the decoder for its own', async () => {
+    const model = await sharpened('llama_tied_gqa');
+    const asked: string[] = [];
+    const own = model.activations.bind(model);
+    model.activations = (B: number, T: number) => { asked.push(`${B}x${T}`); return own(B, T); };
+    const r = generate(model, [LONG, SHORT], { maxNewTokens: 4, sampling: GREEDY, seed: 0, eosTokenIds: [], padTokenId: 0 });
+    assert.deepEqual(asked, [], 'the decoder\'s (training) arena was used');
+    const B = 2, P = LONG.length, c = model.cfg;
+    assert.equal(r.prefillArenaBytes, allocateActivations(c, B, P, true, false).bytes);
+    assert.equal(r.prefillArenaBytes, prefillArena(model, B, P).bytes);
+    // one layer's buffers (resid: two slots), no backward scratch, no logits chunk or losses
+    const QKV = (c.numHeads + 2 * c.numKvHeads) * c.headDim, A = c.numHeads * c.headDim, N = B * P, F = c.intermediateSize, C = c.hiddenSize;
+    const floats = 2 * N * C + N * C + N + N * QKV + N * A + B * c.numHeads * P + N * C + N * C + N + N * 2 * F + N * F + N * C + N;
+    assert.equal(r.prefillArenaBytes, 4 * floats);
+    const training = allocateActivations(c, B, P).bytes;
+    assert.ok(r.prefillArenaBytes * c.numLayers < training, `${r.prefillArenaBytes} B against a ${training} B training arena`);
+  });
+
+  for (const fixture of ['llama_tied_gqa', 'mistral_window', 'qwen2_bias']) {
+    test(`${fixture}: every layer's q|k|v (the cache) and the final norm are bit for bit those of the training arena`, async () => {
+      const model = await sharpened(fixture);
+      // generate()'s prompt batch: row 1 has 7 one-token pad documents, then its prompt
+      const batch = batchFromDocs([[LONG], [...Array.from({ length: 7 }, () => [0]), SHORT]], LONG.length, 0);
+      const qkvOf = () => {
+        const seen: Float32Array[] = [];
+        const probe: Probe = { names: new Set(['qkv']), observe: (_n, l, data) => { seen[l] = data.slice(); } };
+        return { seen, probe };
+      };
+      const full = qkvOf(), small = qkvOf();
+      const lnfFull = model.forward(batch, full.probe).buf.lnf.slice();
+      const arena = prefillArena(model, batch.B, batch.T);
+      const lnfSmall = model.forward(batch, small.probe, arena).buf.lnf.slice();
+      assert.equal(full.seen.length, model.cfg.numLayers);
+      full.seen.forEach((q, l) => assert.deepEqual(small.seen[l], q, `layer ${l}`));
+      assert.deepEqual(lnfSmall, lnfFull);
+      // and the first logits generate() hands out are lm_head of those final-norm rows
+      const C = model.cfg.hiddenSize, V = model.cfg.vocabSize, P = batch.T;
+      const last = new Float32Array(2 * C);
+      for (let b = 0; b < 2; b++) last.set(lnfFull.subarray((b * P + P - 1) * C, (b * P + P) * C), b * C);
+      const want = new Float32Array(2 * V);
+      K.matmulForward(want, last, model.w.lmHead, null, 2, C, V);
+      let first: Float32Array | null = null;
+      generate(model, [LONG, SHORT], { maxNewTokens: 1, sampling: GREEDY, seed: 0, eosTokenIds: [], padTokenId: 0, onLogits: (l) => { first ??= l.slice(); } });
+      assert.deepEqual(first, want);
+    });
+  }
+
+  test('the arena is checked: a head-less arena refuses the loss head and logitsChunk, another shape refuses forward', async () => {
+    const model = await sharpened('llama_tied_gqa');
+    const batch = batchFromRows([LONG]);
+    const a = model.forward(batch, undefined, prefillArena(model, 1, LONG.length));
+    assert.throws(() => model.headLoss(a, batch, false), /\[ImplError\].*no logits chunk/);
+    assert.throws(() => model.logitsChunk(a, 0, 1), /\[ImplError\].*no logits chunk/);
+    assert.throws(() => model.forward(batch, undefined, prefillArena(model, 1, LONG.length + 1)), /\[ImplError\].*the arena is for \(B 1, T 10\), the batch is \(B 1, T 9\)/);
+    assert.throws(() => allocateActivations(model.cfg, 1, 4, false, false), /\[ImplError\].*only a forward-only arena/);
   });
 });
 

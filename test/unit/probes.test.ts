@@ -11,7 +11,7 @@ import { batchFromRows, type Batch } from '../../src/model/batch.ts';
 import { relErr } from '../helpers.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../fixtures');
-const ALL: ProbeName[] = ['resid_in', 'input_layernorm', 'attn_pre_o', 'post_attention_layernorm', 'mlp_act', 'resid_out'];
+const ALL: ProbeName[] = ['resid_in', 'input_layernorm', 'qkv', 'attn_pre_o', 'post_attention_layernorm', 'mlp_act', 'resid_out'];
 const TOL = 1e-5;
 
 interface Seen { name: ProbeName; layer: number; width: number; data: Float32Array; batch: Batch }
@@ -76,7 +76,7 @@ describe('forward probes (llama_head_dim: C=48, attention width 64, F=16)', () =
     const c = lm.model.cfg;
     const width: Record<ProbeName, number> = {
       resid_in: c.hiddenSize, resid_out: c.hiddenSize, input_layernorm: c.hiddenSize, post_attention_layernorm: c.hiddenSize,
-      attn_pre_o: c.numHeads * c.headDim, mlp_act: c.intermediateSize,
+      attn_pre_o: c.numHeads * c.headDim, mlp_act: c.intermediateSize, qkv: (c.numHeads + 2 * c.numKvHeads) * c.headDim,
     };
     assert.deepEqual([width.resid_in, width.attn_pre_o, width.mlp_act], [48, 64, 16]);
     const expected = Array.from({ length: c.numLayers }, (_, l) => ALL.map((name) => `${l}:${name}:${width[name]}`)).flat();
@@ -154,6 +154,25 @@ describe('forward probes (llama_head_dim: C=48, attention width 64, F=16)', () =
       const n = b * T;
       const want = Array.from({ length: A }, (_, j) => v[n * KV + Math.floor(Math.floor(j / hd) / group) * hd + (j % hd)]);
       assert.ok(relErr(att.subarray(n * A, (n + 1) * A), want) < TOL, `row ${b}`);
+    }
+  });
+
+  test('qkv is q|k|v of the input norm output, v as projected, q and k rotated (RoPE keeps each pair\'s norm)', () => {
+    const c = lm.model.cfg, C = c.hiddenSize, hd = c.headDim, A = c.numHeads * hd, KV = c.numKvHeads * hd, QKV = A + 2 * KV;
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `model.layers.${l}.self_attn.`, ln1 = rec.get('input_layernorm', l), qkv = rec.get('qkv', l);
+      const cols = (from: number, width: number) => Float32Array.from({ length: N * width }, (_, i) => qkv[Math.floor(i / width) * QKV + from + (i % width)]);
+      assert.ok(relErr(cols(A + KV, KV), linear(ln1, w(p + 'v_proj.weight'), N, C, KV)) < TOL, `layer ${l} v`);
+      for (const [name, from, width] of [['q', 0, A], ['k', A, KV]] as const) {
+        const plain = linear(ln1, w(p + `${name}_proj.weight`), N, C, width), rotated = cols(from, width);
+        // rotate_half pairs dimension i with i + hd/2 within a head
+        const pairNorms = (x: ArrayLike<number>) => Array.from({ length: N * width / 2 }, (_, k) => {
+          const head = Math.floor(k / (hd / 2)), i = head * hd + (k % (hd / 2));
+          return Math.hypot(x[i], x[i + hd / 2]);
+        });
+        assert.ok(relErr(pairNorms(rotated), pairNorms(plain)) < TOL, `layer ${l} ${name}: pair norms`);
+        assert.ok(relErr(rotated, plain) > 1e-3, `layer ${l} ${name}: rotated (positions above 0)`);
+      }
     }
   });
 
