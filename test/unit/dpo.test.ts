@@ -16,11 +16,11 @@ import { loadModel, saveModel } from '../../src/model/load.ts';
 import { dpoObjective, computeRefLogps } from '../../src/align/dpo.ts';
 import { dpoLossOptions, type DpoLossOptions } from '../../src/align/losses.ts';
 import { DpoSource, dpoEvalSource, pairBatch, type DpoBatch } from '../../src/align/sources.ts';
-import type { PairExample, TokenExample } from '../../src/align/data.ts';
 import { Rng } from '../../src/model/sampling.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { TINY } from '../train_helpers.ts';
-import { randn, relErr, rng, throwsWith, tempDir } from '../helpers.ts';
+import { randn, relErr, throwsWith, tempDir } from '../helpers.ts';
+import { pairs } from '../align_helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/kompresor.mjs');
@@ -28,19 +28,6 @@ let work: string;
 const at = (...p: string[]) => path.join(work, ...p);
 before(() => { work = tempDir('kompresor-dpo-'); });
 after(() => { fs.rmSync(work, { recursive: true, force: true }); });
-
-/** Pairs over the fixture's 64 ids: a shared prompt, then different answers (masked). */
-function pairs(n: number, seed: number): PairExample[] {
-  const r = rng(seed);
-  const seq = (prompt: number[], len: number): TokenExample => {
-    const ids = Int32Array.from([...prompt, ...Array.from({ length: len }, () => Math.floor(r() * 64))]);
-    return { ids, mask: new Uint8Array(ids.length).fill(1, prompt.length), where: 'x' };
-  };
-  return Array.from({ length: n }, () => {
-    const prompt = Array.from({ length: 2 + Math.floor(r() * 5) }, () => Math.floor(r() * 64));
-    return { chosen: seq(prompt, 1 + Math.floor(r() * 5)), rejected: seq(prompt, 1 + Math.floor(r() * 5)), where: 'x' };
-  });
-}
 
 /** The fixture with every weight nudged: a reference that differs from the policy. */
 async function perturbed(seed: number, scale: number): Promise<Decoder> {

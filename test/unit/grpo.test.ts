@@ -22,6 +22,7 @@ import { readMetrics } from '../../src/train/metrics.ts';
 import { readTrainState, latestCheckpoint } from '../../src/train/run_checkpoint.ts';
 import { TINY } from '../train_helpers.ts';
 import { randn, rng, relErr, tempDir } from '../helpers.ts';
+import { lp64 } from '../align_helpers.ts';
 
 const OPTS: GrpoLossOptions = { epsilonLow: 0.2, epsilonHigh: 0.28, beta: 0, temperature: 1 };
 
@@ -97,15 +98,6 @@ function randomRollouts(n: number, seed: number): { prompts: PromptRow[]; rs: Ro
 }
 
 interface Micro { rs: Rollout[]; logits: Float32Array; T: number }
-
-/** log_softmax(z/T)[y] in float64 from a row of float64 logits. */
-function lp64(z: ArrayLike<number>, y: number, temp: number): number {
-  let m = -Infinity;
-  for (let j = 0; j < z.length; j++) m = Math.max(m, z[j] / temp);
-  let s = 0;
-  for (let j = 0; j < z.length; j++) s += Math.exp(z[j] / temp - m);
-  return z[y] / temp - m - Math.log(s);
-}
 
 /**
  * TRL's loss of one optimizer step, summed over its micro-batches as the HF trainer does (grpo,

@@ -12,31 +12,10 @@ import { loadModel } from '../../src/model/load.ts';
 import type { Decoder } from '../../src/model/decoder.ts';
 import { targetLogprob, tokenLogprobs, rowLogps, rowTokens, gatherBackwardChunk } from '../../src/align/logprobs.ts';
 import { pairBatch, type DpoBatch } from '../../src/align/sources.ts';
-import type { PairExample, TokenExample } from '../../src/align/data.ts';
+import type { TokenExample } from '../../src/align/data.ts';
 import { TINY } from '../train_helpers.ts';
-import { randn, relErr, rng, throwsWith } from '../helpers.ts';
-
-/** log_softmax(z/T)[y] in float64, written independently (divide, not multiply by 1/T). */
-function lp64(z: ArrayLike<number>, y: number, temp: number): number {
-  let m = -Infinity;
-  for (let j = 0; j < z.length; j++) m = Math.max(m, z[j] / temp);
-  let s = 0;
-  for (let j = 0; j < z.length; j++) s += Math.exp(z[j] / temp - m);
-  return z[y] / temp - m - Math.log(s);
-}
-
-/** Pairs over the fixture's 64 ids: a shared prompt, then different answers (masked). */
-function pairs(n: number, seed: number): PairExample[] {
-  const r = rng(seed);
-  const seq = (prompt: number[], len: number): TokenExample => {
-    const ids = Int32Array.from([...prompt, ...Array.from({ length: len }, () => Math.floor(r() * 64))]);
-    return { ids, mask: new Uint8Array(ids.length).fill(1, prompt.length), where: 'x' };
-  };
-  return Array.from({ length: n }, () => {
-    const prompt = Array.from({ length: 2 + Math.floor(r() * 5) }, () => Math.floor(r() * 64));
-    return { chosen: seq(prompt, 1 + Math.floor(r() * 5)), rejected: seq(prompt, 1 + Math.floor(r() * 5)), where: 'x' };
-  });
-}
+import { randn, relErr, throwsWith } from '../helpers.ts';
+import { lp64, pairs } from '../align_helpers.ts';
 
 /** The model's full logits of a batch, (N, V) as float64. */
 function fullLogits(model: Decoder, b: DpoBatch): Float64Array {
