@@ -452,7 +452,7 @@ function evalsTable(r: PipelineReport): Table {
 function stepsTable(r: PipelineReport): Table {
   return {
     head: ['step', 'status', 'time', 'command'],
-    rows: r.steps.map((s) => [s.name, s.status + (s.sessions > 1 ? ` (${s.sessions} sessions)` : ''), s.seconds > 0 ? `${s.seconds.toFixed(1)} s` : '—',
+    rows: r.steps.map((s) => [s.name, s.status + (s.sessions > 1 ? ` (${s.sessions} sessions)` : ''), s.seconds > 0 ? `${s.seconds.toFixed(1)}\u00a0s` : '—',
       s.command_line + (s.error ? `  # ${s.error}` : '')]),
   };
 }

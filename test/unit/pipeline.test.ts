@@ -493,6 +493,7 @@ test('report.json reads teacher/student params, recovery, speed-up, curves and i
   assert.ok(!els.some((e) => ['script', 'link', 'img', 'iframe'].includes(e.name)));
   assert.ok(!/url\(\s*['"]?https?:|@import/i.test(page));
   assert.match(page, /<h2>Minitron comparisons<\/h2>/);
+  assert.match(page, /<td>finished<\/td><td>1\.5\u00a0s<\/td>/, 'a step\'s time does not wrap between number and unit');
   assert.match(page, /<td>distill<\/td><td>distill<\/td><td>prune model<\/td><td>3 \/ 32 \/ 4 \/ 64<\/td><td>1,008<\/td><td>256<\/td><td>2\.600<\/td><td>79\.1% \(eval_distill\)<\/td>/);
   assert.match(page, /<td>How much smaller\?<\/td><td>1,310 → 888 parameters \(−32\.2%\)<\/td>/);
   assert.match(page, /<td>How much faster\?<\/td><td>1\.50× decode on the engine; llama\.cpp: missing<\/td>/);
