@@ -48,15 +48,13 @@ function parseArgs(argv: string[]): DemoArgs {
   return a;
 }
 
-/** Runs one stage as a child (its progress on our stderr); stops the demo with its exit code on failure. */
-function stage(title: string, args: string[], json: boolean): void {
+/** Runs one stage as a child (its progress on our stderr); returns its exit code, with a line when it is not 0. */
+function stage(title: string, args: string[], json: boolean): number {
   if (!json) console.error(`\n== ${title}`);
   const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ['inherit', json ? 'ignore' : 'inherit', 'inherit'] });
   const code = r.status ?? (r.signal === 'SIGINT' ? 130 : 143);
-  if (code !== 0) {
-    console.error(`demo: "${title}" stopped (exit ${code}); run npm run demo again to continue where it stopped`);
-    process.exit(code);
-  }
+  if (code !== 0) console.error(`demo: "${title}" stopped (exit ${code}); run npm run demo again to continue where it stopped`);
+  return code;
 }
 
 const fmt = (x: number | null, f: (v: number) => string) => (x === null ? 'missing' : f(x));
@@ -80,17 +78,23 @@ export function answers(r: PipelineReport, seconds: number, out: string): string
 
 function main(): void {
   const a = parseArgs(process.argv.slice(2));
-  const t0 = performance.now();
+  const t0 = performance.now(), started = Date.now();
   if (!fs.existsSync(nodePath.join(ROOT, TEACHER, 'config.json'))) {
     console.error(`demo: ${TEACHER}: the committed teacher is missing (expected config.json there); restore it with git checkout -- ${TEACHER}, or retrain it with bash scripts/polish/train_teacher.sh`);
     process.exit(1);
   }
   const tsx = ['--import', 'tsx'];
-  stage('Polish corpus from Debian packages', [...tsx, 'scripts/polish/build_corpus.ts'], a.json);
-  stage('Polish instruction data', [...tsx, 'scripts/polish/build_instructions.ts'], a.json);
+  for (const [title, script] of [['Polish corpus from Debian packages', 'build_corpus.ts'], ['Polish instruction data', 'build_instructions.ts']]) {
+    const code = stage(title, [...tsx, `scripts/polish/${script}`], a.json);
+    if (code !== 0) process.exit(code);
+  }
   const sets = a.sets.flatMap((s) => ['--set', s]);
-  stage(`pipeline ${RECIPE}`, ['bin/kompresor.mjs', 'pipeline', RECIPE, '--out', a.out, ...sets], a.json);
-  const report = JSON.parse(fs.readFileSync(nodePath.join(ROOT, a.out, 'report.json'), 'utf8')) as PipelineReport;
+  const code = stage(`pipeline ${RECIPE}`, ['bin/kompresor.mjs', 'pipeline', RECIPE, '--out', a.out, ...sets], a.json);
+  // the pipeline writes its report also after a failed or stopped step: show what is there
+  const file = nodePath.resolve(ROOT, a.out, 'report.json');
+  if (!fs.existsSync(file) || fs.statSync(file).mtimeMs < started) process.exit(code); // no report from this run
+  process.exitCode = code;
+  const report = JSON.parse(fs.readFileSync(file, 'utf8')) as PipelineReport;
   const seconds = (performance.now() - t0) / 1000;
   if (a.json) console.log(JSON.stringify({ report: nodePath.join(a.out, 'report.json'), seconds, teacher_params: report.teacher.params,
     student_params: report.student.params, recovery_average: report.recovery.average, speedup_decode: report.speedup.decode,

@@ -207,9 +207,12 @@ class Context {
       teacher: typeof s.args.teacher === 'string' ? s.args.teacher : null,
       average: typeof r.recovery?.average === 'number' ? r.recovery.average : null }));
     const withRecovery = evals.filter((e) => e.r.recovery);
-    const main = withRecovery.find((e) => student !== null && samePath(e.s.args.model_dir, student)) ?? withRecovery.at(-1);
+    // the student's own eval; another model's only when the recipe evaluates the student nowhere
+    const onStudent = (s: StepRecord) => student !== null && samePath(s.args.model_dir, student);
+    const studentEvals = this.state.steps.some((s) => s.command === 'eval' && onStudent(s));
+    const main = withRecovery.find((e) => onStudent(e.s)) ?? (studentEvals ? undefined : withRecovery.at(-1));
     if (!main) {
-      this.note('recovery', this.state.steps.filter((s) => s.command === 'eval'), 'no eval step with --teacher');
+      this.note('recovery', this.state.steps.filter((s) => s.command === 'eval' && (!studentEvals || onStudent(s))), 'no eval step with --teacher');
       return { average: null, step: null, tasks: [], evals: rows };
     }
     const r = main.r;
@@ -236,7 +239,9 @@ class Context {
     }
     const pick = (engine: string) => {
       const c = runs.filter((x) => x.engine === engine && x.decode !== null);
-      return c.find((x) => student !== null && samePath(x.model, student)) ?? c.at(-1) ?? null;
+      const studentBenches = this.state.steps.some((s) => s.command === 'bench' && (s.args.engine ?? 'kompresor') === engine
+        && student !== null && samePath(s.args.model_dir, student));
+      return c.find((x) => student !== null && samePath(x.model, student)) ?? (studentBenches ? null : c.at(-1) ?? null);
     };
     const engine = pick('kompresor'), llama = pick('llama.cpp');
     const benches = this.state.steps.filter((s) => s.command === 'bench');

@@ -33,7 +33,8 @@ export const STATE_FORMAT = 'kompresor-pipeline-state';
 export const STATE_FILE = 'pipeline_state.json';
 const BIN = fileURLToPath(new URL('../../bin/kompresor.mjs', import.meta.url));
 
-export type StepStatus = 'pending' | 'running' | 'finished' | 'failed' | 'interrupted';
+/** 'outdated': finished once, but a step it reads from has run again since, so its results no longer follow from its inputs. */
+export type StepStatus = 'pending' | 'running' | 'finished' | 'failed' | 'interrupted' | 'outdated';
 
 export interface Session {
   started: string;
@@ -185,6 +186,20 @@ export function decideAction(step: PlannedStep, rec: StepRecord, hash: string, f
   return { kind: 'fresh', argv: step.argv.map((a) => (step.out !== null && a === step.out ? runOut! : a)) };
 }
 
+/**
+ * A step that runs again makes every finished step reading from it (directly or through others)
+ * outdated, so that a run stopping before they re-run leaves no report built from stale results.
+ */
+function markOutdated(plan: Plan, state: PipelineState, step: PlannedStep): void {
+  const changed = new Set([step.name]);
+  for (const later of plan.steps.slice(step.index + 1)) {
+    if (!later.deps.some((d) => changed.has(d))) continue;
+    changed.add(later.name);
+    const rec = state.steps[later.index];
+    if (rec.status === 'finished') rec.status = 'outdated';
+  }
+}
+
 /** The highest checkpoint-<step> folder holding a state.json (as the trainers choose it), or null. */
 function latestCheckpointIn(runDir: string): string | null {
   if (!fs.existsSync(runDir)) return null;
@@ -299,6 +314,7 @@ async function runStep(plan: Plan, state: PipelineState, step: PlannedStep, acti
   fs.appendFileSync(logFile, `# ${new Date().toISOString()} ${commandLine(action.argv)}\n`);
   const session: Session = { started: new Date().toISOString(), seconds: 0, exit: null, signal: null, resumed: action.kind === 'resume' };
   Object.assign(rec, { status: 'running', hash, run_id: null, finished_at: null, error: null, pid: null });
+  markOutdated(plan, state, step);
   rec.sessions.push(session);
   writeState(plan.runDir, state);
   const what = action.kind === 'resume' ? `resuming from ${action.checkpoint}` : 'running';

@@ -238,7 +238,11 @@ test('the runner skips finished steps, re-runs a step whose arguments changed an
   assert.deepEqual(bad.outcomes, ['skipped', 'failed', 'not run']);
   assert.match(bad.s.error!, /^step prune failed after .* \(exit 1\): kompresor: --target intermediate_size.* \(log: .*steps\/prune\.partial\/log\.txt\)$/);
   const s2 = readState(runDir)!;
-  assert.deepEqual(s2.steps.map((r) => r.status), ['finished', 'failed', 'finished']);
+  // student_params read the old prune: outdated, so the report built now does not show its stale count
+  assert.deepEqual(s2.steps.map((r) => r.status), ['finished', 'failed', 'outdated']);
+  const stale = writePipelineReport(runDir).report;
+  assert.equal(stale.student.params, null);
+  assert.ok(stale.missing.some((m) => /student parameters: step student_params \(outdated\) has not finished/.test(m)), stale.missing.join('; '));
   assert.ok(!fs.existsSync(path.join(runDir, 'steps/prune')) && fs.existsSync(path.join(runDir, 'steps/prune.partial/log.txt')));
 
   const fixed = await run('intermediate_size=4');
@@ -505,7 +509,8 @@ test('report.json reads teacher/student params, recovery, speed-up, curves and i
 
 test('a step that has not finished is missing from the report, never estimated', () => {
   const runDir = path.join(tmp, 'rep-missing');
-  fabricatedRun(runDir, ['student_params', 'eval', 'bench', 'bench_llama', 'grpo', 'export', 'eval_distill']);
+  // eval_distill has finished, but it evaluates another model: the headline never falls back to it
+  fabricatedRun(runDir, ['student_params', 'eval', 'bench', 'bench_llama', 'grpo', 'export']);
   const { report: r, html } = writePipelineReport(runDir);
   assert.equal(r.student.params, null);
   assert.equal(r.params.reduction_percent, null);
@@ -514,14 +519,15 @@ test('a step that has not finished is missing from the report, never estimated',
   assert.deepEqual(r.training.map((t) => t.step), ['distill', 'scratch']);
   assert.deepEqual(r.missing, [
     `student parameters: step student_params (pending) has not finished`,
-    'recovery: steps eval (pending), eval_distill (pending) have not finished',
+    'recovery: step eval (pending) has not finished',
     'decode speed-up (engine): step bench (pending) has not finished',
     'decode speed-up (llama.cpp): step bench_llama (pending) has not finished',
   ]);
   const page = fs.readFileSync(html, 'utf8');
   assertWellFormed(page);
   assert.match(page, /<td>How much quality is kept\?<\/td><td>missing<\/td>/);
-  assert.match(page, /<p class="missing">missing: recovery: steps eval \(pending\), eval_distill \(pending\) have not finished<\/p>/);
+  assert.match(page, /<p class="missing">missing: recovery: step eval \(pending\) has not finished<\/p>/);
+  assert.deepEqual(r.recovery.evals.map((e) => [e.step, e.average]), [['eval_distill', 79.0625]]);
 });
 
 // ---------------------------------------------------------------------------------------------
