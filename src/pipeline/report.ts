@@ -207,10 +207,9 @@ class Context {
       teacher: typeof s.args.teacher === 'string' ? s.args.teacher : null,
       average: typeof r.recovery?.average === 'number' ? r.recovery.average : null }));
     const withRecovery = evals.filter((e) => e.r.recovery);
-    // the student's own eval; another model's only when the recipe evaluates the student nowhere
     const onStudent = (s: StepRecord) => student !== null && samePath(s.args.model_dir, student);
     const studentEvals = this.state.steps.some((s) => s.command === 'eval' && onStudent(s));
-    const main = withRecovery.find((e) => onStudent(e.s)) ?? (studentEvals ? undefined : withRecovery.at(-1));
+    const main = forStudent(withRecovery, (e) => onStudent(e.s), studentEvals);
     if (!main) {
       this.note('recovery', this.state.steps.filter((s) => s.command === 'eval' && (!studentEvals || onStudent(s))), 'no eval step with --teacher');
       return { average: null, step: null, tasks: [], evals: rows };
@@ -241,7 +240,7 @@ class Context {
       const c = runs.filter((x) => x.engine === engine && x.decode !== null);
       const studentBenches = this.state.steps.some((s) => s.command === 'bench' && (s.args.engine ?? 'kompresor') === engine
         && student !== null && samePath(s.args.model_dir, student));
-      return c.find((x) => student !== null && samePath(x.model, student)) ?? (studentBenches ? null : c.at(-1) ?? null);
+      return forStudent(c, (x) => student !== null && samePath(x.model, student), studentBenches) ?? null;
     };
     const engine = pick('kompresor'), llama = pick('llama.cpp');
     const benches = this.state.steps.filter((s) => s.command === 'bench');
@@ -327,6 +326,16 @@ function curves(key: string, train: MetricsLine[], valid: MetricsLine[]): Series
   return out;
 }
 
+/**
+ * The headline's source among finished eval or bench results: the student's own; another model's
+ * (the last) only when the recipe has no such step for the student at all, so a student step that
+ * has not finished leaves the answer missing instead of borrowing a baseline's number.
+ */
+function forStudent<T>(rows: T[], isStudent: (r: T) => boolean, recipeHasStudentStep: boolean): T | undefined {
+  return rows.find(isStudent) ?? (recipeHasStudentStep ? undefined : rows.at(-1));
+}
+
+/** The checkpoint folder a trainer step starts from (for train --init, the folder of the config). */
 function startModel(s: StepRecord): string | null {
   const a = s.args;
   if (s.command === 'distill') return typeof a.student === 'string' ? a.student : null;
@@ -345,10 +354,7 @@ function comparisons(models: ModelParams[], training: TrainingRow[], evals: Eval
 }
 
 function startOf(s: StepRecord): string | null {
-  const a = s.args;
-  if (s.command === 'distill') return typeof a.student === 'string' ? a.student : null;
-  if (s.command === 'train' && typeof a.init === 'string') return `random init from ${a.init}`;
-  return typeof a.model_dir === 'string' ? a.model_dir : null;
+  return s.command === 'train' && typeof s.args.init === 'string' ? `random init from ${s.args.init}` : startModel(s);
 }
 
 /** inspect's {embeddings, attention, mlp, norms, lm_head} + total, or prune's ParamCount (lmHead, total). */
