@@ -6,6 +6,10 @@ import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import type { LoadedTokenizer } from '../io/tokenizer.ts';
 import type { AlignData, TokenExample } from '../align/data.ts';
+import type { Command } from 'commander';
+import { openCheckpoint } from '../io/checkpoint.ts';
+import { Decoder } from '../model/decoder.ts';
+import { parseTrainerFlags, resumeState } from './trainer_flags.ts';
 
 export function checkModelFolder(dir: string, flag: string, tokenizer = true): void {
   if (!fs.existsSync(nodePath.join(dir, 'config.json'))) {
@@ -42,13 +46,25 @@ export function abs(p: string | undefined): string | null {
 }
 
 /**
- * SFT and DPO pack (or cut) their examples into rows of --seq-len tokens, and a checkpoint's data
- * position counts those rows: a resumed run must keep the length it started with. Refused here,
- * naming the flag, rather than later as a data-position mismatch that seems to blame the data file.
+ * The part of resuming an SFT or DPO run the two share: the checkpoint and saved state, the
+ * trainer flags given again (they override the saved options), the data paths (which may have
+ * moved), and the row length, which must stay: SFT and DPO pack (or cut) examples into rows of
+ * --seq-len tokens and a checkpoint's data position counts those rows, so another length is
+ * refused here, naming the flag, rather than later as a data-position mismatch that seems to
+ * blame the data file.
  */
-export function keepSeqLen(changes: { seqLen?: number }, saved: { seqLen: number }, command: string, runDir: string): void {
-  if (changes.seqLen === undefined || changes.seqLen === saved.seqLen) return;
-  throw new KompresorError({ code: 'input_invalid', where: '--seq-len', rule: `a resumed ${command} run keeps the row length it started with (its saved data position counts rows of that length)`,
-    expected: `${saved.seqLen} (or no --seq-len)`, found: `${changes.seqLen}`,
-    hint: `resume with \`kompresor ${command} --resume ${runDir}\` and no --seq-len; another length needs a new run (--out) from a model folder` });
+export function resumeAlignRun<M extends { data: string; evalData: string | null }>(command: 'sft' | 'dpo', runDir: string,
+  o: { data?: string; evalData?: string }, c: Command) {
+  const { dir, state } = resumeState(runDir, command);
+  const changes = parseTrainerFlags(c, true);
+  const saved = state.options.seqLen;
+  if (changes.seqLen !== undefined && changes.seqLen !== saved) {
+    throw new KompresorError({ code: 'input_invalid', where: '--seq-len', rule: `a resumed ${command} run keeps the row length it started with (its saved data position counts rows of that length)`,
+      expected: `${saved} (or no --seq-len)`, found: `${changes.seqLen}`,
+      hint: `resume with \`kompresor ${command} --resume ${runDir}\` and no --seq-len; another length needs a new run (--out) from a model folder` });
+  }
+  const meta = state.meta as unknown as M;
+  const paths = { data: o.data ? nodePath.resolve(o.data) : meta.data, evalData: o.evalData ? nodePath.resolve(o.evalData) : meta.evalData };
+  const ck = openCheckpoint(dir); // headers only: the trainer reads the weights
+  return { state, saved: meta, paths, changes, model: new Decoder(ck.config), config: ck.rawConfig };
 }

@@ -21,7 +21,7 @@ import { dpoObjective, computeRefLogps, cachedRefLogps, REF_CACHE_FILE } from '.
 import { dpoLossOptions, DPO_DEFAULTS, DPO_LOSS_TYPES, type DpoLossOptions, type DpoLossType } from '../align/losses.ts';
 import { parseNumber } from './args.ts';
 import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
-import { checkModelFolder, checkVocab, describeData, abs, keepSeqLen } from './align_common.ts';
+import { checkModelFolder, checkVocab, describeData, abs, resumeAlignRun } from './align_common.ts';
 
 /** TRL's DPOConfig: lr 1e-6, max_length 1024, no weight decay, no warmup (spec §2). */
 export const DPO_TRAIN_DEFAULTS = { ...TRAIN_DEFAULTS, lr: 1e-6, minLr: 1e-7, warmup: 0, weightDecay: 0, seqLen: 1024 };
@@ -142,18 +142,11 @@ async function resumeRun(modelDir: string | undefined, o: DpoFlags, c: Command) 
       hint: `run \`kompresor dpo --resume ${o.resume}\` alone (--data and --eval-data may point to moved files)` });
   }
   const runDir = o.resume!;
-  const { dir, state } = resumeState(runDir, 'dpo');
-  const saved = state.meta as unknown as DpoMeta;
+  const r = resumeAlignRun<DpoMeta>('dpo', runDir, o, c);
   const dpoChanges = parseDpoFlags(o, c, true);
-  const meta: DpoMeta = {
-    ...saved, dpo: dpoLossOptions({ ...saved.dpo, ...dpoChanges }),
-    data: o.data ? nodePath.resolve(o.data) : saved.data, evalData: o.evalData ? nodePath.resolve(o.evalData) : saved.evalData,
-  };
-  const changes = parseTrainerFlags(c, true);
-  keepSeqLen(changes, state.options, 'dpo', runDir);
-  const ck = openCheckpoint(dir); // headers only: the trainer reads the weights
-  const allow = Object.keys(changes).length > 0 || Object.keys(dpoChanges).length > 0;
-  return runDpo(runDir, new Decoder(ck.config), ck.rawConfig, meta, { ...state.options, ...changes }, true, allow, Boolean(o.json));
+  const meta: DpoMeta = { ...r.saved, dpo: dpoLossOptions({ ...r.saved.dpo, ...dpoChanges }), ...r.paths };
+  const allow = Object.keys(r.changes).length > 0 || Object.keys(dpoChanges).length > 0;
+  return runDpo(runDir, r.model, r.config, meta, { ...r.state.options, ...r.changes }, true, allow, Boolean(o.json));
 }
 
 async function runDpo(runDir: string, model: Decoder, config: Record<string, unknown>, meta: DpoMeta, options: TrainOptions,

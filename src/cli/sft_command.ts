@@ -6,7 +6,6 @@
 import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
-import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
 import { Decoder } from '../model/decoder.ts';
 import { loadModel } from '../model/load.ts';
@@ -16,7 +15,7 @@ import { loadSftData, lossTokens } from '../align/data.ts';
 import { SftSource, sftEvalSource } from '../align/sources.ts';
 import { sftObjective } from '../align/sft.ts';
 import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
-import { checkModelFolder, checkVocab, describeData, abs, keepSeqLen } from './align_common.ts';
+import { checkModelFolder, checkVocab, describeData, abs, resumeAlignRun } from './align_common.ts';
 
 /** TRL's SFTConfig: lr 2e-5, max_length 1024, no weight decay, no warmup (spec §1). */
 export const SFT_DEFAULTS = { ...TRAIN_DEFAULTS, lr: 2e-5, minLr: 2e-6, warmup: 0, weightDecay: 0, seqLen: 1024 };
@@ -102,13 +101,8 @@ async function resumeRun(modelDir: string | undefined, o: SftFlags, c: Command) 
       found: [modelDir, o.out && `--out ${o.out}`].filter(Boolean).join(', '), hint: `run \`kompresor sft --resume ${o.resume}\` alone (--data and --eval-data may point to moved files)` });
   }
   const runDir = o.resume!;
-  const { dir, state } = resumeState(runDir, 'sft');
-  const saved = state.meta as unknown as SftMeta;
-  const meta: SftMeta = { ...saved, data: o.data ? nodePath.resolve(o.data) : saved.data, evalData: o.evalData ? nodePath.resolve(o.evalData) : saved.evalData };
-  const changes = parseTrainerFlags(c, true);
-  keepSeqLen(changes, state.options, 'sft', runDir);
-  const ck = openCheckpoint(dir); // headers only: the trainer reads the weights
-  return runSft(runDir, new Decoder(ck.config), ck.rawConfig, meta, { ...state.options, ...changes }, true, Object.keys(changes).length > 0, Boolean(o.json));
+  const r = resumeAlignRun<SftMeta>('sft', runDir, o, c);
+  return runSft(runDir, r.model, r.config, { ...r.saved, ...r.paths }, { ...r.state.options, ...r.changes }, true, Object.keys(r.changes).length > 0, Boolean(o.json));
 }
 
 async function runSft(runDir: string, model: Decoder, config: Record<string, unknown>, meta: SftMeta, options: TrainOptions,
