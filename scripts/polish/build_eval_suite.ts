@@ -39,6 +39,23 @@ const MC_METRICS = `metric_list:
     higher_is_better: true
 `;
 
+/** The two multiple-choice tasks differ only by name: context, choices, gold index, zero-shot. */
+function multipleChoiceYaml(task: string): string {
+  return `${HEADER}task: ${task}
+dataset_path: .
+test_split: test
+output_type: multiple_choice
+doc_to_text: context
+doc_to_choice: choices
+doc_to_target: gold
+target_delimiter: " "
+fewshot_delimiter: "\\n\\n"
+num_fewshot: 0
+${MC_METRICS}metadata:
+  version: 1
+`;
+}
+
 /** The task YAML files (harness TaskConfig fields; data in the same folder). */
 export const TASK_YAML: Record<string, string> = {
   pl_perplexity: `${HEADER}task: pl_perplexity
@@ -60,32 +77,8 @@ metric_list:
 metadata:
   version: 1
 `,
-  pl_next_sentence: `${HEADER}task: pl_next_sentence
-dataset_path: .
-test_split: test
-output_type: multiple_choice
-doc_to_text: context
-doc_to_choice: choices
-doc_to_target: gold
-target_delimiter: " "
-fewshot_delimiter: "\\n\\n"
-num_fewshot: 0
-${MC_METRICS}metadata:
-  version: 1
-`,
-  pl_inflection: `${HEADER}task: pl_inflection
-dataset_path: .
-test_split: test
-output_type: multiple_choice
-doc_to_text: context
-doc_to_choice: choices
-doc_to_target: gold
-target_delimiter: " "
-fewshot_delimiter: "\\n\\n"
-num_fewshot: 0
-${MC_METRICS}metadata:
-  version: 1
-`,
+  pl_next_sentence: multipleChoiceYaml('pl_next_sentence'),
+  pl_inflection: multipleChoiceYaml('pl_inflection'),
   pl_arithmetic: `${HEADER}task: pl_arithmetic
 dataset_path: .
 test_split: test
