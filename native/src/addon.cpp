@@ -31,6 +31,7 @@ __attribute__((weak)) void register_cross_entropy(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_kd_loss(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_adamw(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_dtype(Napi::Env, Napi::Object) {}
+__attribute__((weak)) void register_matmul_half(Napi::Env, Napi::Object) {}
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
@@ -44,6 +45,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_kd_loss(env, exports);
   register_adamw(env, exports);
   register_dtype(env, exports);
+  register_matmul_half(env, exports);
   return exports;
 }
 

@@ -3,7 +3,7 @@
 // (parity tests compare the two).
 import type { Kernels } from './kernels/types.ts';
 import { native } from './native.ts';
-import { matmulForward, matmulBackward } from './kernels/matmul.ts';
+import { matmulForward, matmulBackward, matmulForwardHalf } from './kernels/matmul.ts';
 import { rmsnormForward, rmsnormBackward } from './kernels/rmsnorm.ts';
 import { ropeForward, ropeBackward } from './kernels/rope.ts';
 import { attentionForward, attentionBackward, attentionDecode } from './kernels/attention.ts';
@@ -14,7 +14,7 @@ import { adamwUpdate, sumSquares } from './kernels/adamw.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './kernels/dtype.ts';
 
 export const reference: Kernels = {
-  matmulForward, matmulBackward, rmsnormForward, rmsnormBackward, ropeForward, ropeBackward,
+  matmulForward, matmulBackward, matmulForwardHalf, rmsnormForward, rmsnormBackward, ropeForward, ropeBackward,
   attentionForward, attentionBackward, attentionDecode, swigluForward, swigluBackward,
   crossEntropyForwardBackward, kdForwardBackward, adamwUpdate, sumSquares, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16,
 };

@@ -26,6 +26,12 @@ export interface Kernels {
    */
   matmulForward(out: F32, inp: F32, weight: F32, bias: Nullable<F32>, N: number, C: number, OC: number,
     accumulate?: boolean): void;
+  /**
+   * matmulForward on a 16-bit weight (bf16 bit patterns, or f16 when `f16`), widened to float32
+   * inside the kernel: a frozen model keeps 2 bytes per weight and decode reads half the bytes.
+   */
+  matmulForwardHalf(out: F32, inp: F32, weight: Uint16Array, bias: Nullable<F32>, N: number, C: number, OC: number,
+    accumulate?: boolean, f16?: boolean): void;
   /** dinp[N,C] += dout @ weight; dweight[OC,C] += dout^T @ inp; dbias[OC] += colsum(dout). null = skip. */
   matmulBackward(dinp: Nullable<F32>, dweight: Nullable<F32>, dbias: Nullable<F32>,
     dout: F32, inp: F32, weight: F32, N: number, C: number, OC: number): void;
