@@ -15,7 +15,7 @@ import { Decoder } from '../src/model/decoder.ts';
 import { initWeights } from '../src/model/init.ts';
 import { batchFromRows } from '../src/model/batch.ts';
 import { generate } from '../src/model/generate.ts';
-import { AdamW, decayGroups } from '../src/train/optimizer.ts';
+import { AdamW } from '../src/train/optimizer.ts';
 import { native } from '../src/tensor/native.ts';
 import { nativeKernelNames } from '../src/tensor/ops.ts';
 import { Rng } from '../src/model/sampling.ts';
@@ -99,7 +99,7 @@ export function measureEngine(pc: PeerConfig, o: EngineOptions): EngineResult {
   const rng = new Rng(7);
   const batch = batchFromRows(randomRows(rng, pc.batch, pc.seq, pc.vocab));
   const tokens = pc.batch * pc.seq;
-  const opt = new AdamW(model.layout.total, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1 }, decayGroups(model.layout.slots));
+  const opt = new AdamW(model.layout, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1 });
   const trainStep = () => { model.zeroGrad(); model.lossAndBackward(batch); opt.update(model.params, model.grads!, 1e-4); };
   const forward = () => model.logits(batch, () => {});
 
@@ -152,7 +152,7 @@ function measureDistill(teacher: Decoder, pc: PeerConfig, batch: ReturnType<type
   teacher.forwardOnly = true;
   const sc = studentConfig(pc);
   const student = modelFor(sc, 2);
-  const opt = new AdamW(student.layout.total, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1 }, decayGroups(student.layout.slots));
+  const opt = new AdamW(student.layout, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1 });
   const tokens = batch.B * batch.T;
   const studentStep = () => { student.zeroGrad(); student.lossAndBackward(batch); opt.update(student.params, student.grads!, 1e-4); };
   const distillStep = () => {

@@ -28,7 +28,7 @@ export function makeByteModel(dir: string, fixture: string, overrides: Record<st
   const model = new Decoder(normalizeConfig(raw, `${fixture} (byte vocabulary)`));
   const w = randn(model.params.length, seed, 0.3);
   for (const s of model.layout.slots) {
-    const v = model.params.subarray(s.offset, s.offset + s.size);
+    const v = model.params.view(s);
     v.set(w.subarray(s.offset, s.offset + s.size));
     if (s.name.endsWith('norm.weight')) for (let i = 0; i < v.length; i++) v[i] = 1 + 0.2 * v[i];
   }

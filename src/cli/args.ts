@@ -1,7 +1,9 @@
 // Parsing of CLI values shared by several commands, with errors that name the flag.
 import fs from 'node:fs';
 import nodePath from 'node:path';
+import { Option } from 'commander';
 import { KompresorError } from '../errors.ts';
+import { WEIGHTS_OPTIONS } from '../model/load.ts';
 
 /** "1,2,3;4,5,6" -> [[1,2,3],[4,5,6]] */
 export function parseIds(text: string, flag = '--ids'): number[][] {
@@ -29,6 +31,16 @@ export function parseNumber(text: string, flag: string, { min = -Infinity, max =
 }
 
 /** Refuses an output path whose folder is missing or that names a folder, before any work is done. */
+/**
+ * --weights-dtype: how a model that only runs forward holds its weights. 'auto' keeps a bf16/f16
+ * checkpoint in 16 bits (half the memory of float32, widened inside the GEMM); 'f32' widens at load,
+ * for exactness checks against the float32 path.
+ */
+export function weightsDtypeOption(flag = '--weights-dtype', what = 'the model'): Option {
+  return new Option(`${flag} <dtype>`, `how ${what} holds its weights: auto (as the checkpoint stores them: bf16/f16 stay 16-bit), f32, bf16 or f16`)
+    .choices([...WEIGHTS_OPTIONS]).default('auto');
+}
+
 export function checkOutPath(path: string, flag = '--out'): void {
   const dir = nodePath.dirname(nodePath.resolve(path));
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {

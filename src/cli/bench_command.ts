@@ -14,7 +14,8 @@ import { openCheckpoint } from '../io/checkpoint.ts';
 import { buildLayout } from '../model/parameters.ts';
 import { exportGguf, EXPORT_DTYPES, type ExportDtype } from '../export/gguf_export.ts';
 import { mergeFigures, type BenchChildOptions, type BenchEngine, type BenchFigures } from '../eval/bench.ts';
-import { parseNumber } from './args.ts';
+import { parseNumber, weightsDtypeOption } from './args.ts';
+import type { WeightsOption } from '../model/load.ts';
 
 export interface BenchOptions {
   model: string;
@@ -29,6 +30,8 @@ export interface BenchOptions {
   threads: number;
   ggufDtype: ExportDtype;
   seed: number;
+  /** kompresor: how the weights are held (default 'auto': as stored). */
+  weights?: WeightsOption;
   log?: (line: string) => void;
 }
 
@@ -49,7 +52,7 @@ export interface BenchModel {
 
 export interface BenchSummary {
   engine: BenchEngine;
-  settings: { batch: number; prompt_len: number; new_tokens: number; repeats: number; rounds: number; threads: number; gguf_dtype: ExportDtype | null; seed: number };
+  settings: { batch: number; prompt_len: number; new_tokens: number; repeats: number; rounds: number; threads: number; gguf_dtype: ExportDtype | null; seed: number; weights_dtype: WeightsOption | null };
   machine: { cpu: string; cores: number; node: string; platform: string };
   models: BenchModel[];
   /**
@@ -77,7 +80,7 @@ export async function benchCommand(o: BenchOptions): Promise<BenchSummary> {
         o.log?.(`bench: measuring ${p} (${o.engine}, prompt ${o.promptLen}, ${o.newTokens} new tokens, batch 1 and ${o.batch}, ${o.repeats} runs`
           + `${o.rounds > 1 ? `, round ${round + 1}/${o.rounds}` : ''})`);
         parts[i].push(await runChild({ engine: o.engine, path: targets[i].path, vocabSize: infos[i].vocab_size, batch: o.batch, promptLen: o.promptLen,
-          newTokens: o.newTokens, repeats: o.repeats, threads: o.threads, seed: o.seed }));
+          newTokens: o.newTokens, repeats: o.repeats, threads: o.threads, seed: o.seed, weights: o.weights }));
       }
     }
     paths.forEach((_, i) => models.push({ ...infos[i], gguf_bytes: targets[i].bytes, figures: mergeFigures(parts[i]) }));
@@ -88,7 +91,7 @@ export async function benchCommand(o: BenchOptions): Promise<BenchSummary> {
   return {
     engine: o.engine,
     settings: { batch: o.batch, prompt_len: o.promptLen, new_tokens: o.newTokens, repeats: o.repeats, rounds: o.rounds, threads: o.threads,
-      gguf_dtype: o.engine === 'llama.cpp' ? o.ggufDtype : null, seed: o.seed },
+      gguf_dtype: o.engine === 'llama.cpp' ? o.ggufDtype : null, seed: o.seed, weights_dtype: o.engine === 'kompresor' ? o.weights ?? 'auto' : null },
     machine: { cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, node: process.version, platform: `${os.platform()} ${os.arch()}` },
     models,
     ratios: models.length === 2 ? ratios(models[0], models[1]) : null,
@@ -155,6 +158,7 @@ export function formatBench(s: BenchSummary): string {
     [`prefill tokens/s (batch ${s.settings.batch})`, (m) => num(m.figures.batch_prefill_tokens_per_s), 'batch_prefill_speedup'],
     [`decode tokens/s (batch ${s.settings.batch})`, (m) => num(m.figures.batch_decode_tokens_per_s), 'batch_decode_speedup'],
     ['peak RSS', (m) => mib(m.figures.peak_rss_bytes), 'peak_rss_ratio'],
+    ...(a.figures.weight_bytes !== undefined ? [['weights held', (m: BenchModel) => `${mib(m.figures.weight_bytes ?? 0)} ${m.figures.weights_dtype ?? ''}`] as [string, (m: BenchModel) => string]] : []),
   ];
   const table = [['', name(a), ...(b ? [`--vs ${name(b)}`, 'ratio'] : [])],
     ...rows.map(([label, f, key]) => [label, f(a), ...(b ? [f(b), key && s.ratios ? `${num(s.ratios[key], 2)}x` : ''] : [])])];
@@ -214,6 +218,7 @@ export function registerBenchCommand(program: Command): void {
     .addOption(new Option('--gguf-dtype <type>', 'GGUF weight type for --engine llama.cpp').choices([...EXPORT_DTYPES]).default('f32'))
     .option('--seed <s>', 'seed of the random prompts', '0')
     .option('--json', 'print the summary as JSON')
+    .addOption(weightsDtypeOption('--weights-dtype', 'each model (engine kompresor)'))
     .addHelpText('after', HELP)
     .action(async (dir: string, o: Record<string, string | boolean | undefined>) => {
       const int = (v: unknown, flag: string, min: number) => parseNumber(String(v), flag, { min, integer: true });
@@ -221,7 +226,7 @@ export function registerBenchCommand(program: Command): void {
         model: dir, vs: o.vs as string | undefined, engine: o.engine as BenchEngine,
         batch: int(o.batch, '--batch', 1), promptLen: int(o.promptLen, '--prompt-len', 2), newTokens: int(o.newTokens, '--new-tokens', 2),
         repeats: int(o.repeats, '--repeats', 1), rounds: int(o.rounds, '--rounds', 1), threads: o.threads === undefined ? defaultThreads(o.engine as BenchEngine) : int(o.threads, '--threads', 1), ggufDtype: o.ggufDtype as ExportDtype,
-        seed: int(o.seed, '--seed', 0), log: o.json ? undefined : (line) => console.error(line),
+        seed: int(o.seed, '--seed', 0), weights: o.weightsDtype as WeightsOption, log: o.json ? undefined : (line) => console.error(line),
       });
       console.log(o.json ? JSON.stringify(s, null, 2) : formatBench(s));
     });

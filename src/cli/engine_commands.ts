@@ -1,6 +1,6 @@
 // The engine's commands: inspect, logits, grads, generate. Each is a plain async function that
 // returns what it computed (for library use and tests); main.ts wires them to the CLI.
-import { loadModel } from '../model/load.ts';
+import { loadModel, type WeightsOption } from '../model/load.ts';
 import { countParams, type ParamCounts } from '../model/counts.ts';
 import { batchFromRows, checkRowIds } from '../model/batch.ts';
 import { generate } from '../model/generate.ts';
@@ -52,8 +52,8 @@ export function formatInspect(r: InspectResult): string {
 }
 
 /** Logits for equal-length rows of ids: {shape: [B,T,V], logits: nested [B][T][V] float32 values}. */
-export async function logitsCommand(dir: string, rows: number[][]): Promise<{ shape: number[]; logits: number[][][] }> {
-  const { model } = await loadModel(dir);
+export async function logitsCommand(dir: string, rows: number[][], weights: WeightsOption = 'auto'): Promise<{ shape: number[]; logits: number[][][] }> {
+  const { model } = await loadModel(dir, { weights });
   checkRowIds(rows, model.cfg.vocabSize, '--ids');
   const batch = batchFromRows(rows, '--ids');
   const { B, T } = batch, V = model.cfg.vocabSize;
@@ -75,7 +75,7 @@ export async function gradsCommand(dir: string, rows: number[][], out: string): 
   model.zeroGrad();
   const loss = model.lossAndBackward(batch);
   const g = model.grads!;
-  const tensors = model.layout.slots.map((s) => ({ name: s.name, dtype: 'F32' as const, shape: s.shape, data: g.subarray(s.offset, s.offset + s.size) }));
+  const tensors = model.layout.slots.map((s) => ({ name: s.name, dtype: 'F32' as const, shape: s.shape, data: g.view(s) }));
   writeSafetensors(out, tensors, { loss: String(loss) });
   return { loss, tensors: tensors.length };
 }
@@ -83,6 +83,8 @@ export async function gradsCommand(dir: string, rows: number[][], out: string): 
 export interface GenerateCommandOptions {
   prompt: string;
   chat: boolean;
+  /** How the weights are held (default 'auto': as stored). */
+  weights?: WeightsOption;
   maxNewTokens: number;
   sampling: SamplingOptions;
   seed: number;
@@ -90,7 +92,7 @@ export interface GenerateCommandOptions {
 }
 
 export async function generateCommand(dir: string, o: GenerateCommandOptions) {
-  const { model } = await loadModel(dir);
+  const { model } = await loadModel(dir, { weights: o.weights ?? 'auto' });
   const tok = await loadTokenizer(dir);
   const text = o.chat ? tok.applyChatTemplate([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true }) : o.prompt;
   const ids = tok.encode(text, { addSpecialTokens: !o.chat });

@@ -6,19 +6,21 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
-import { loadModel } from '../model/load.ts';
+import { loadModel, type WeightsOption } from '../model/load.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../io/tokenizer.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { EngineLM } from '../eval/requests.ts';
 import { findTaskFiles, loadTask, type Task } from '../eval/tasks.ts';
 import { evaluateTasks, computeRecovery, stderrKey, type EvalResults, type Recovery } from '../eval/run.ts';
-import { parseNumber, checkOutPath } from './args.ts';
+import { parseNumber, checkOutPath, weightsDtypeOption } from './args.ts';
 import { progressBar } from './progress.ts';
 
 export const DEFAULT_MAX_LENGTH = 2048;
 export const DEFAULT_BOOTSTRAP_ITERS = 1000;
 
 export interface EvalCommandOptions {
+  /** How the evaluated models hold their weights (default 'auto': as stored). */
+  weights?: WeightsOption;
   modelDir: string;
   tasks: string;
   out: string;
@@ -63,7 +65,7 @@ export async function evalCommand(o: EvalCommandOptions): Promise<EvalSummary> {
 }
 
 async function runModel(dir: string, tasks: Task[], o: EvalCommandOptions, label: string): Promise<{ results: EvalResults; maxLength: number; prefixTokenId: number }> {
-  const { model } = await loadModel(dir);
+  const { model } = await loadModel(dir, { weights: o.weights ?? 'auto' });
   const tok = loadTokenizer(dir);
   const maxLength = o.maxLength ?? Math.min(model.cfg.maxPositionEmbeddings, DEFAULT_MAX_LENGTH);
   const prefixTokenId = prefixToken(tok);
@@ -157,6 +159,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--bootstrap-iters <n>', 'bootstrap replicates for non-mean standard errors (the harness uses 100000; 0 = none)', String(DEFAULT_BOOTSTRAP_ITERS))
     .option('--seed <s>', 'seed of the bootstrap and of sampled generation', '1234')
     .option('--json', 'print the results JSON instead of the table (no progress bar)')
+    .addOption(weightsDtypeOption('--weights-dtype', 'each evaluated model'))
     .addHelpText('after', HELP)
     .action(async (dir: string, o: Record<string, string | boolean | undefined>) => {
       const int = (v: unknown, flag: string, min: number) => (v === undefined ? undefined : parseNumber(String(v), flag, { min, integer: true }));
@@ -165,7 +168,7 @@ export function registerEvalCommand(program: Command): void {
         limit: int(o.limit, '--limit', 1), numFewshot: int(o.numFewshot, '--num-fewshot', 0), maxLength: int(o.maxLength, '--max-length', 2),
         batchTokens: int(o.batchTokens, '--batch-tokens', 1)!, genBatch: int(o.genBatch, '--gen-batch', 1)!,
         bootstrapIters: int(o.bootstrapIters, '--bootstrap-iters', 0)!, seed: int(o.seed, '--seed', 0)!,
-        progress: !o.json,
+        progress: !o.json, weights: o.weightsDtype as WeightsOption,
       });
       console.log(o.json ? JSON.stringify(s, null, 2) : `${formatEval(s)}\nwrote ${String(o.out)}`);
     });

@@ -3,7 +3,8 @@
 // exit code 1; anything else is a bug and prints its stack with exit code 2.
 import { Command } from 'commander';
 import { KompresorError, renderError } from '../errors.ts';
-import { parseIds, parseNumber, checkOutPath } from './args.ts';
+import { parseIds, parseNumber, checkOutPath, weightsDtypeOption } from './args.ts';
+import type { WeightsOption } from '../model/load.ts';
 import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCommand } from './engine_commands.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { registerDataCommands } from './data_command.ts';
@@ -40,10 +41,11 @@ program.command('logits')
   .argument('<model_dir>')
   .requiredOption('--ids <rows>', 'token ids, rows separated by ";" and of equal length, e.g. "1,2,3;4,5,6"')
   .requiredOption('--out <file.json>', 'output file: {"shape":[B,T,V],"logits":[...]}')
-  .action(async (dir: string, o: { ids: string; out: string }) => {
+  .addOption(weightsDtypeOption())
+  .action(async (dir: string, o: { ids: string; out: string; weightsDtype: WeightsOption }) => {
     const ids = parseIds(o.ids);
     checkOutPath(o.out);
-    const r = await logitsCommand(dir, ids);
+    const r = await logitsCommand(dir, ids, o.weightsDtype);
     writeFileAtomic(o.out, JSON.stringify(r));
     console.log(`wrote logits ${JSON.stringify(r.shape)} to ${o.out}`);
   });
@@ -74,10 +76,11 @@ program.command('generate')
   .option('--min-p <p>', '0 = off', '0')
   .option('--seed <s>', 'sampling seed', '0')
   .option('--json', 'print a JSON object instead of streaming text')
+  .addOption(weightsDtypeOption())
   .action(async (dir: string, o: Record<string, string | boolean | undefined>) => {
     const json = Boolean(o.json);
     const r = await generateCommand(dir, {
-      prompt: String(o.prompt), chat: Boolean(o.chat),
+      prompt: String(o.prompt), chat: Boolean(o.chat), weights: o.weightsDtype as WeightsOption,
       maxNewTokens: parseNumber(String(o.maxNewTokens), '--max-new-tokens', { min: 1, integer: true }),
       sampling: {
         temperature: parseNumber(String(o.temperature), '--temperature', { min: 0 }),

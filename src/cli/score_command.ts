@@ -7,10 +7,11 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
-import { loadModel } from '../model/load.ts';
+import { loadModel, weightDtypeFor } from '../model/load.ts';
+import { buildLayout, storeBytes } from '../model/parameters.ts';
 import { buildCalibration, type TxtSplit } from '../prune/calibration.ts';
 import { scoreInMemory, buildScores, arenaBytes, memoryBatchRows, BASELINE_BYTES, type LayerMetric, type ScoreRun } from '../prune/importance.ts';
-import { planStream, scoreStreaming, weightBytes, formatBytes, type StreamPlan } from '../prune/stream.ts';
+import { planStream, scoreStreaming, formatBytes, type StreamPlan } from '../prune/stream.ts';
 import { saveScores } from '../prune/scores.ts';
 import { checkReportDir, defaultReportDir, writeScoreReport } from '../report/pruning_report.ts';
 import { parseNumber, checkOutPath } from './args.ts';
@@ -73,7 +74,8 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreSummary> {
     throw new KompresorError({ code: 'input_invalid', where: '--seq-len', rule: 'calibration rows must fit the model\'s context',
       expected: `at most max_position_embeddings = ${cfg.maxPositionEmbeddings}`, found: `${o.seqLen}` });
   }
-  const weights = weightBytes(cfg);
+  // in memory, the weights stay as stored (a bf16 checkpoint holds 2 bytes per weight)
+  const weights = storeBytes(buildLayout(cfg), weightDtypeFor(ck, buildLayout(cfg), 'auto'));
   const mode = chooseMode(o, weights, arenaBytes(cfg, 1, o.seqLen));
   const t0 = performance.now();
   const set = buildCalibration(o.data, loadTokenizer(o.modelDir), {
@@ -83,7 +85,7 @@ export async function scoreCommand(o: ScoreOptions): Promise<ScoreSummary> {
   let run: ScoreRun, batchRows: number, groups = 1;
   if (mode === 'memory') {
     batchRows = memoryBatchRows(cfg, o.samples, o.seqLen, weights, o.maxMemory);
-    const { model } = await loadModel(o.modelDir);
+    const { model } = await loadModel(o.modelDir, { weights: 'auto' });
     const bar = progressBar('score', o.samples, 'rows', '', { hidden: !o.progress });
     run = scoreInMemory(model, set, { batchRows, layerMetric: o.layerMetric, onRows: (d) => bar?.update(d) });
     bar?.stop();

@@ -29,7 +29,7 @@ import { openCheckpoint } from '../io/checkpoint.ts';
 import { writeAtomic, writeAll } from '../io/safetensors.ts';
 import { writeAtomicText } from '../train/run_checkpoint.ts';
 import { Decoder } from '../model/decoder.ts';
-import { checkCheckpoint } from '../model/load.ts';
+import { modelFromCheckpoint, type WeightsOption } from '../model/load.ts';
 import type { Batch } from '../model/batch.ts';
 import { teacherChunks, type TeacherChunk } from './kd_head.ts';
 
@@ -44,14 +44,12 @@ export function liveTeacher(model: Decoder): Teacher {
 }
 
 /**
- * Loads a teacher folder for forward passes only: the weights, and an activation arena of one
- * layer's buffers (Decoder.forwardOnly). Synchronous, so a cached run can load it on its first miss.
+ * Loads a teacher folder for forward passes only: the weights (as stored by default: a bf16
+ * teacher stays bf16) and an activation arena of one layer's buffers (Decoder.forwardOnly).
+ * Synchronous, so a cached run can load it on its first miss.
  */
-export function loadTeacher(dir: string): Decoder {
-  const ck = openCheckpoint(dir);
-  const model = new Decoder(ck.config);
-  checkCheckpoint(ck, model.layout);
-  for (const s of model.layout.slots) ck.read(s.name, model.params.subarray(s.offset, s.offset + s.size));
+export function loadTeacher(dir: string, weights: WeightsOption = 'auto'): Decoder {
+  const model = modelFromCheckpoint(openCheckpoint(dir), weights);
   model.forwardOnly = true;
   return model;
 }

@@ -22,7 +22,7 @@
 //   peak_rss_bytes              ru_maxrss of the child process (model load included)
 // Prompts are random token ids from a seeded generator: the speed does not depend on the text.
 import { pathToFileURL } from 'node:url';
-import { loadModel } from '../model/load.ts';
+import { loadModel, type WeightsOption } from '../model/load.ts';
 import { generate } from '../model/generate.ts';
 import { GREEDY, Rng } from '../model/sampling.ts';
 import { native } from '../tensor/native.ts';
@@ -41,6 +41,8 @@ export interface BenchChildOptions {
   repeats: number;
   threads: number;
   seed: number;
+  /** kompresor: how the weights are held (default 'auto': as stored). */
+  weights?: WeightsOption;
 }
 
 export interface BenchFigures {
@@ -51,6 +53,9 @@ export interface BenchFigures {
   batch_decode_tokens_per_s: number;
   peak_rss_bytes: number;
   load_seconds: number;
+  /** kompresor: bytes of weights held in memory, and their storage type (what decode reads per token). */
+  weight_bytes?: number;
+  weights_dtype?: string;
   /** What ran: native kernels or not, llama.cpp's build. */
   backend: string;
   /** Every timed run's value of the five speed figures (the figures are their medians). */
@@ -67,13 +72,14 @@ export function mergeFigures(parts: BenchFigures[]): BenchFigures {
     ...(Object.fromEntries(RUN_KEYS.map((k) => [k, median(runs[k])])) as Record<RunKey, number>),
     peak_rss_bytes: Math.max(...parts.map((p) => p.peak_rss_bytes)),
     load_seconds: median(parts.map((p) => p.load_seconds)),
+    ...(parts[0].weight_bytes !== undefined ? { weight_bytes: parts[0].weight_bytes, weights_dtype: parts[0].weights_dtype } : {}),
     backend: parts[0].backend,
     runs,
   };
 }
 
 /** Figures from per-run values. */
-function figuresOf(runs: Record<RunKey, number[]>, rest: Pick<BenchFigures, 'peak_rss_bytes' | 'load_seconds' | 'backend'>): BenchFigures {
+function figuresOf(runs: Record<RunKey, number[]>, rest: Pick<BenchFigures, 'peak_rss_bytes' | 'load_seconds' | 'backend' | 'weight_bytes' | 'weights_dtype'>): BenchFigures {
   return mergeFigures([{ ...rest, runs, prefill_tokens_per_s: 0, time_to_first_token_s: 0, decode_tokens_per_s: 0, batch_prefill_tokens_per_s: 0, batch_decode_tokens_per_s: 0 }]);
 }
 
@@ -96,8 +102,9 @@ const peakRss = () => process.resourceUsage().maxRSS * 1024;
 export async function benchKompresor(o: BenchChildOptions): Promise<BenchFigures> {
   native?.setThreads(o.threads);
   const t0 = performance.now();
-  const { model } = await loadModel(o.path);
+  const { model } = await loadModel(o.path, { weights: o.weights ?? 'auto' });
   const load = (performance.now() - t0) / 1000;
+  const weightBytes = model.weights.arrays.reduce((s, a) => s + a.byteLength, 0);
   const one = randomPrompts(1, o.promptLen, model.cfg.vocabSize, o.seed);
   const many = randomPrompts(o.batch, o.promptLen, model.cfg.vocabSize, o.seed + 1);
   const run = (prompts: number[][], maxNewTokens: number) => {
@@ -123,6 +130,8 @@ export async function benchKompresor(o: BenchChildOptions): Promise<BenchFigures
   }, {
     peak_rss_bytes: peakRss(),
     load_seconds: load,
+    weight_bytes: weightBytes,
+    weights_dtype: model.weightDtype,
     backend: native ? `native (${nativeKernelNames.length} kernels, ${o.threads} threads)` : 'TypeScript reference kernels',
   });
 }

@@ -19,6 +19,7 @@
 // (attention and RoPE positions restart per document, so packing equals separate rows), rows are
 // batched up to a token budget, and the lm_head runs only on the positions that are scored.
 import type { Decoder } from '../model/decoder.ts';
+import { linearForward } from '../model/parameters.ts';
 import type { LoadedTokenizer } from '../io/tokenizer.ts';
 import { batchFromDocs } from '../model/batch.ts';
 import { generate } from '../model/generate.ts';
@@ -182,7 +183,7 @@ function scoreRows(model: Decoder, items: ScoreItem[], rows: number[][], T: numb
   for (let p0 = 0; p0 < positions.length; p0 += HEAD_ROWS) {
     const n = Math.min(HEAD_ROWS, positions.length - p0);
     for (let j = 0; j < n; j++) x.set(a.buf.lnf.subarray(positions[p0 + j] * C, (positions[p0 + j] + 1) * C), j * C);
-    K.matmulForward(logits, x, model.w.lmHead, null, n, C, V);          // (n, V)
+    linearForward(logits, x, model.w.lmHead, null, n, C, V, false, model.w.f16);   // (n, V)
     for (let j = 0; j < n; j++) {
       const { lp, isMax } = logProb(logits.subarray(j * V, (j + 1) * V), targets[p0 + j]);
       const r = res[owner[p0 + j]];

@@ -6,7 +6,7 @@ import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { normalizeConfig, type ModelConfig } from './hf_config.ts';
 import {
-  readSafetensorsHeader, readTensorF32, readTensorRowsF32, writeSafetensors, writeAtomic, writeAll, storedBytes,
+  readSafetensorsHeader, readTensorF32, readTensor16, readTensorRowsF32, writeSafetensors, writeAtomic, writeAll, storedBytes,
   type SafetensorsHeader, type TensorInfo, type TensorToWrite, type FloatDtype,
 } from './safetensors.ts';
 
@@ -34,6 +34,8 @@ export interface Checkpoint {
   tensors: Map<string, CheckpointTensor>;
   /** Loads one tensor as float32 (into `out` when given). */
   read(name: string, out?: Float32Array): Float32Array;
+  /** Loads one tensor as 16-bit bit patterns (bf16, or f16 when `f16`); byte for byte when stored so. */
+  read16(name: string, out: Uint16Array, f16: boolean): Uint16Array;
   /** Loads rows [row0, row0 + rows) of a tensor's first dimension (e.g. embedding rows). */
   readRows(name: string, row0: number, rows: number, out?: Float32Array): Float32Array;
 }
@@ -59,6 +61,10 @@ export function openCheckpoint(dir: string): Checkpoint {
     read(name, out) {
       const t = find(name);
       return readTensorF32(headers.get(t.file)!, t.info, out);
+    },
+    read16(name, out, f16) {
+      const t = find(name);
+      return readTensor16(headers.get(t.file)!, t.info, out, f16);
     },
     readRows(name, row0, rows, out) {
       const t = find(name);

@@ -205,6 +205,36 @@ export function readTensorF32(file: SafetensorsHeader, info: TensorInfo, out?: F
 }
 
 /**
+ * Loads one tensor as 16-bit bit patterns (bf16, or f16 when `f16`) into `out`. A tensor stored in
+ * that format is read byte for byte (no conversion, no float32 copy); any other float dtype is
+ * read as float32, then rounded to nearest even.
+ */
+export function readTensor16(file: SafetensorsHeader, info: TensorInfo, out: Uint16Array, f16: boolean,
+  chunkBytes = DEFAULT_CHUNK_BYTES): Uint16Array {
+  const n = numelOf(info.shape);
+  if (out.length !== n) {
+    throw new KompresorError({ code: 'shape_mismatch', where: `${file.path}: ${describe(info)}`, rule: 'the output buffer must hold exactly the tensor',
+      expected: `${n} values`, found: `${out.length} values` });
+  }
+  if (info.dtype === (f16 ? 'F16' : 'BF16')) {
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, n * 2);
+    const fd = openOrThrow(file.path, 'r');
+    try {
+      const step = Math.max(2, chunkBytes - (chunkBytes % 2));
+      for (let off = 0; off < bytes.length; off += step) {
+        readInto(fd, file.path, file.dataStart + info.begin + off, bytes.subarray(off, Math.min(bytes.length, off + step)));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    return out;
+  }
+  const wide = readTensorF32(file, info, undefined, chunkBytes);
+  (f16 ? kernels.f32ToF16 : kernels.f32ToBf16)(out, wide, n);
+  return out;
+}
+
+/**
  * Rows [row0, row0 + rows) of a tensor along its first dimension, as float32 (e.g. a few
  * embedding rows out of a vocabulary too large to load whole). Rows are contiguous on disk, so
  * this is readTensorF32 over a narrower byte range.

@@ -1,5 +1,7 @@
 // The decoder: Llama / Mistral / Qwen2 forward and backward as flat lists of kernel calls per
-// layer (llm.c style), over one parameter arena, one gradient arena and one activation arena.
+// layer (llm.c style), over parameter and gradient blocks (one per layer, src/model/parameters.ts)
+// and one activation arena. A frozen model may hold 16-bit weights (HalfBlocks): its forward widens
+// them inside the GEMM, and backward refuses it.
 // Architectures differ only by flags of the normalised config (qkvBias, oBias, slidingWindow,
 // tieWordEmbeddings, headDim, ropeScaling) — there is no branch on model_type here.
 //
@@ -12,7 +14,8 @@
 import type { ModelConfig } from '../io/hf_config.ts';
 import { ropeTables } from '../io/hf_config.ts';
 import { kernels as K } from '../tensor/ops.ts';
-import { buildLayout, viewsOf, type ModelViews, type ParameterLayout } from './parameters.ts';
+import { buildLayout, viewsOf, linearForward, embeddingRow, ParamBlocks, HalfBlocks, type ModelViews, type ParameterLayout,
+  type WeightStore, type WeightDtype } from './parameters.ts';
 import { allocateActivations, layerSlice, type Activations } from './activations.ts';
 import { type Batch, checkIds, countTargets } from './batch.ts';
 import { KompresorError, ensure } from '../errors.ts';
@@ -44,10 +47,11 @@ export interface Probe {
 export class Decoder {
   readonly cfg: ModelConfig;
   readonly layout: ParameterLayout;
-  readonly params: Float32Array;
+  /** The weights: float32 blocks (trainable), or 16-bit blocks as the checkpoint stores them (frozen). */
+  readonly weights: WeightStore;
   readonly w: ModelViews;
-  grads: Float32Array | null = null;
-  dw: ModelViews | null = null;
+  grads: ParamBlocks | null = null;
+  dw: ModelViews<Float32Array> | null = null;
   /**
    * Allocate forward-only activation arenas (one layer's buffers, reused by every layer): for a
    * model that never runs backward, such as a distillation teacher. backward() then refuses.
@@ -56,20 +60,34 @@ export class Decoder {
   private acts: Activations | null = null;
   private rope: { cos: Float32Array; sin: Float32Array; maxPos: number } | null = null;
 
-  constructor(cfg: ModelConfig, params?: Float32Array) {
+  constructor(cfg: ModelConfig, weights?: WeightStore) {
     this.cfg = cfg;
     this.layout = buildLayout(cfg);
-    this.params = params ?? new Float32Array(this.layout.total);
-    if (this.params.length !== this.layout.total) {
-      throw new KompresorError({ code: 'impl_error', where: 'Decoder', rule: 'the parameter arena must match the layout', expected: `${this.layout.total}`, found: `${this.params.length}` });
+    this.weights = weights ?? new ParamBlocks(this.layout);
+    if (this.weights.layout.total !== this.layout.total || this.weights.arrays.length !== this.layout.blockSizes.length) {
+      throw new KompresorError({ code: 'impl_error', where: 'Decoder', rule: 'the weight blocks must match the layout', expected: `${this.layout.total}`, found: `${this.weights.layout.total}` });
     }
-    this.w = viewsOf(this.layout, cfg, this.params);
+    this.w = viewsOf(this.layout, cfg, this.weights);
   }
 
-  /** Allocates the gradient arena (same layout as the parameters) on first use and zeroes it. */
+  /** The float32 parameters of a trainable model (a 16-bit frozen model has none). */
+  get params(): ParamBlocks {
+    ensure(this.weights instanceof ParamBlocks, 'Decoder.params', () => `this model holds ${this.weightDtype} weights for forward passes only; load it with float32 weights to train or save it`);
+    return this.weights as ParamBlocks;
+  }
+
+  get weightDtype(): WeightDtype { return this.weights instanceof HalfBlocks ? this.weights.dtype : 'f32'; }
+
+  /** Float32 views of the weights: what backward needs. */
+  private w32(): ModelViews<Float32Array> {
+    ensure(!(this.weights instanceof HalfBlocks), 'Decoder.backward', () => `a backward pass needs float32 weights; this model holds ${this.weightDtype}`);
+    return this.w as ModelViews<Float32Array>;
+  }
+
+  /** Allocates the gradient blocks (same layout as the parameters) on first use and zeroes them. */
   zeroGrad(): void {
     if (!this.grads) {
-      this.grads = new Float32Array(this.layout.total);
+      this.grads = new ParamBlocks(this.layout);
       this.dw = viewsOf(this.layout, this.cfg, this.grads);
     } else this.grads.fill(0);
   }
@@ -119,15 +137,12 @@ export class Decoder {
   private embed(a: Activations, batch: Batch): void {
     const { N, C } = this.nc(batch);
     const out = a.buf.resid;
-    for (let n = 0; n < N; n++) {
-      const id = batch.ids[n];
-      out.set(this.w.wte.subarray(id * C, (id + 1) * C), n * C);
-    }
+    for (let n = 0; n < N; n++) embeddingRow(out.subarray(n * C, (n + 1) * C), this.w.wte, batch.ids[n], C, this.w.f16);
   }
 
   /** One decoder layer: ten kernel calls, in the order of HF's LlamaDecoderLayer.forward. */
   layerForward(l: number, a: Activations, batch: Batch, probe?: Probe): void {
-    const cfg = this.cfg, w = this.w.layers[l], b = a.buf;
+    const cfg = this.cfg, w = this.w.layers[l], b = a.buf, f16 = this.w.f16;
     const { N, C } = this.nc(batch);
     const F = cfg.intermediateSize, nH = cfg.numHeads, nKV = cfg.numKvHeads, hd = cfg.headDim;
     const QKV = (nH + 2 * nKV) * hd, A = nH * hd;
@@ -151,20 +166,20 @@ export class Decoder {
     see('resid_in', x, C);
     K.rmsnormForward(ln1, ln1Rstd, x, w.ln1, N, C, cfg.rmsNormEps);
     see('input_layernorm', ln1, C);
-    K.matmulForward(qkv, ln1, w.qkvW, w.qkvB, N, C, QKV);
+    linearForward(qkv, ln1, w.qkvW, w.qkvB, N, C, QKV, false, f16);
     K.ropeForward(qkv, batch.pos, cos, sin, N, nH + nKV, hd, QKV);
     see('qkv', qkv, QKV);
     K.attentionForward(att, lse, qkv, batch.docStart, batch.B, batch.T, nH, nKV, hd, cfg.slidingWindow);
     see('attn_pre_o', att, A);
     mid.set(x);
-    K.matmulForward(mid, att, w.oW, w.oB, N, A, C, true);       // mid = x + o_proj(att)
+    linearForward(mid, att, w.oW, w.oB, N, A, C, true, f16);    // mid = x + o_proj(att)
     K.rmsnormForward(ln2, ln2Rstd, mid, w.ln2, N, C, cfg.rmsNormEps);
     see('post_attention_layernorm', ln2, C);
-    K.matmulForward(gateup, ln2, w.gateupW, null, N, C, 2 * F);
+    linearForward(gateup, ln2, w.gateupW, null, N, C, 2 * F, false, f16);
     K.swigluForward(act, gateup, N, F);
     see('mlp_act', act, F);
     y.set(mid);
-    K.matmulForward(y, act, w.downW, null, N, F, C, true);      // y = mid + down_proj(act)
+    linearForward(y, act, w.downW, null, N, F, C, true, f16);   // y = mid + down_proj(act)
     see('resid_out', y, C);
   }
 
@@ -179,7 +194,7 @@ export class Decoder {
     const C = this.cfg.hiddenSize, V = this.cfg.vocabSize;
     ensure(a.head, 'Decoder.logitsChunk', () => 'this activation arena has no logits chunk (allocated with head = false)');
     const logits = a.buf.logits.subarray(0, rows * V);                   // (rows, V)
-    K.matmulForward(logits, a.buf.lnf.subarray(r0 * C, (r0 + rows) * C), this.w.lmHead, null, rows, C, V);
+    linearForward(logits, a.buf.lnf.subarray(r0 * C, (r0 + rows) * C), this.w.lmHead, null, rows, C, V, false, this.w.f16);
     return logits;
   }
 
@@ -212,7 +227,7 @@ export class Decoder {
       const x = a.buf.lnf.subarray(r0 * C, (r0 + rows) * C);             // (rows, C)
       chunkLoss(a.buf.losses.subarray(r0, r0 + rows), logits, r0, rows, dscale);
       if (backward) {
-        K.matmulBackward(a.buf.dln.subarray(r0 * C, (r0 + rows) * C), this.dw!.lmHead, null, logits, x, this.w.lmHead, rows, C, V);
+        K.matmulBackward(a.buf.dln.subarray(r0 * C, (r0 + rows) * C), this.dw!.lmHead, null, logits, x, this.w32().lmHead, rows, C, V);
       }
     }
     let sum = 0;
@@ -247,7 +262,7 @@ export class Decoder {
   // ---------------------------------------------------------------------------------------------
   // backward
 
-  /** Forward, loss and backward: accumulates into the gradient arena (call zeroGrad first). */
+  /** Forward, loss and backward: accumulates into the gradient blocks (call zeroGrad first). */
   lossAndBackward(batch: Batch, chunkLoss?: ChunkLoss): number {
     if (!this.grads) this.zeroGrad();
     const a = this.forward(batch);
@@ -256,7 +271,7 @@ export class Decoder {
     return loss;
   }
 
-  /** Backward from d(lnf) (left in dln by headLoss) down to the embeddings, into the gradient arena. */
+  /** Backward from d(lnf) (left in dln by headLoss) down to the embeddings, into the gradient blocks. */
   backward(a: Activations, batch: Batch): void {
     ensure(!a.forwardOnly, 'Decoder.backward', () => 'a backward pass needs a full activation arena; this model allocates forward-only arenas (forwardOnly = true)');
     if (!this.grads) this.zeroGrad();
@@ -264,14 +279,14 @@ export class Decoder {
     const L = this.cfg.numLayers;
     // in the forward pass this was: lnf = rmsnorm(resid[L]) * w.lnf
     a.buf.dresid.fill(0);
-    K.rmsnormBackward(a.buf.dresid, this.dw!.lnf, a.buf.dln, layerSlice(a.buf.resid, L, N * C), this.w.lnf, a.buf.lnfRstd, N, C);
+    K.rmsnormBackward(a.buf.dresid, this.dw!.lnf, a.buf.dln, layerSlice(a.buf.resid, L, N * C), this.w32().lnf, a.buf.lnfRstd, N, C);
     for (let l = L - 1; l >= 0; l--) this.layerBackward(l, a, batch);
     this.embedBackward(a, batch);
   }
 
   /** The layer's kernel calls in reverse; dresid holds d(output) on entry and d(input) on exit. */
   layerBackward(l: number, a: Activations, batch: Batch): void {
-    const cfg = this.cfg, w = this.w.layers[l], dw = this.dw!.layers[l], b = a.buf;
+    const cfg = this.cfg, w = this.w32().layers[l], dw = this.dw!.layers[l], b = a.buf;
     const { N, C } = this.nc(batch);
     const F = cfg.intermediateSize, nH = cfg.numHeads, nKV = cfg.numKvHeads, hd = cfg.headDim;
     const QKV = (nH + 2 * nKV) * hd, A = nH * hd;

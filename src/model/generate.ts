@@ -9,6 +9,7 @@
 // C = hidden, F = intermediate, nH/nKV/hd = heads and head_dim, KVW = nKV*hd, V = vocab.
 import { kernels as K } from '../tensor/ops.ts';
 import type { Decoder, Probe } from './decoder.ts';
+import { linearForward, embeddingRow } from './parameters.ts';
 import { allocateActivations, type Activations } from './activations.ts';
 import { batchFromDocs, type Batch } from './batch.ts';
 import { type SamplingOptions, Rng, sampleToken } from './sampling.ts';
@@ -114,23 +115,23 @@ function prefill(st: DecodeState, batch: Batch, arena: Activations): void {
   const a = m.forward(batch, toCache, arena);
   // logits of the last prompt token of every row
   for (let b = 0; b < B; b++) st.ln.set(a.buf.lnf.subarray((b * P + P - 1) * C, (b * P + P) * C), b * C);
-  K.matmulForward(st.logits, st.ln, m.w.lmHead, null, B, C, c.vocabSize);
+  linearForward(st.logits, st.ln, m.w.lmHead, null, B, C, c.vocabSize, false, m.w.f16);
 }
 
 /** One token per row at cache index t = len - 1: every layer, then the logits. */
 function decodeStep(st: DecodeState, tokens: Int32Array, len: number): void {
-  const m = st.model, c = m.cfg, B = st.B, C = c.hiddenSize, F = c.intermediateSize;
+  const m = st.model, c = m.cfg, B = st.B, C = c.hiddenSize, F = c.intermediateSize, f16 = m.w.f16;
   const nH = c.numHeads, nKV = c.numKvHeads, hd = c.headDim, A = nH * hd, KVW = nKV * hd, QKV = A + 2 * KVW;
   const t = len - 1;
   const { cos, sin } = m.ropeFor(len);
   for (let b = 0; b < B; b++) {
-    st.x.set(m.w.wte.subarray(tokens[b] * C, (tokens[b] + 1) * C), b * C);
+    embeddingRow(st.x.subarray(b * C, (b + 1) * C), m.w.wte, tokens[b], C, m.w.f16);
     st.pos[b] = t - st.kvStart[b];
   }
   for (let l = 0; l < c.numLayers; l++) {
     const w = m.w.layers[l];
     K.rmsnormForward(st.ln, st.rstd, st.x, w.ln1, B, C, c.rmsNormEps);
-    K.matmulForward(st.qkv, st.ln, w.qkvW, w.qkvB, B, C, QKV);
+    linearForward(st.qkv, st.ln, w.qkvW, w.qkvB, B, C, QKV, false, f16);
     K.ropeForward(st.qkv, st.pos, cos, sin, B, nH + nKV, hd, QKV);
     for (let b = 0; b < B; b++) {
       const r = b * QKV, dst = (b * st.M + t) * KVW;
@@ -139,14 +140,14 @@ function decodeStep(st: DecodeState, tokens: Int32Array, len: number): void {
       st.v[l].set(st.qkv.subarray(r + A + KVW, r + QKV), dst);
     }
     K.attentionDecode(st.att, st.q, st.k[l], st.v[l], st.kvStart, B, len, st.M, nH, nKV, hd, c.slidingWindow);
-    K.matmulForward(st.x, st.att, w.oW, w.oB, B, A, C, true);
+    linearForward(st.x, st.att, w.oW, w.oB, B, A, C, true, f16);
     K.rmsnormForward(st.ln, st.rstd, st.x, w.ln2, B, C, c.rmsNormEps);
-    K.matmulForward(st.gateup, st.ln, w.gateupW, null, B, C, 2 * F);
+    linearForward(st.gateup, st.ln, w.gateupW, null, B, C, 2 * F, false, f16);
     K.swigluForward(st.act, st.gateup, B, F);
-    K.matmulForward(st.x, st.act, w.downW, null, B, F, C, true);
+    linearForward(st.x, st.act, w.downW, null, B, F, C, true, f16);
   }
   K.rmsnormForward(st.ln, st.rstd, st.x, m.w.lnf, B, C, c.rmsNormEps);
-  K.matmulForward(st.logits, st.ln, m.w.lmHead, null, B, C, c.vocabSize);
+  linearForward(st.logits, st.ln, m.w.lmHead, null, B, C, c.vocabSize, false, f16);
 }
 
 /** Generates up to maxNewTokens per prompt; rows stop independently at an EOS id. */

@@ -10,7 +10,7 @@ export function initWeights(model: Decoder, seed: number, std = 0.02): void {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   };
   for (const s of model.layout.slots) {
-    const view = model.params.subarray(s.offset, s.offset + s.size);
+    const view = model.params.view(s);
     if (s.name.endsWith('norm.weight')) view.fill(1);
     else if (s.name.endsWith('.bias')) view.fill(0);
     else for (let i = 0; i < view.length; i++) view[i] = std * gauss();

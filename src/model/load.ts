@@ -1,14 +1,23 @@
 // Loading a Hugging Face checkpoint folder into a Decoder, and saving one back. Every tensor the
 // layout expects must be present with the right shape; unexpected tensors are refused (a silent
-// skip would hide a config/weights mismatch). Tensors load one at a time, straight into the arena.
+// skip would hide a config/weights mismatch). Tensors load one at a time, straight into their
+// block: never a buffer larger than one block.
+//
+// Weights load as float32 (a model that trains: the default), or, for a model that only runs
+// forward, as the checkpoint stores them (`weights: 'auto'`): a bf16/f16 checkpoint then stays
+// 2 bytes per weight and its matrices are widened inside the GEMM (see parameters.ts).
 import { openCheckpoint, saveCheckpoint, type Checkpoint } from '../io/checkpoint.ts';
 import type { FloatDtype } from '../io/safetensors.ts';
 import { Decoder } from './decoder.ts';
-import type { ParameterLayout } from './parameters.ts';
+import { buildLayout, ParamBlocks, HalfBlocks, type ParameterLayout, type WeightDtype, type WeightStore } from './parameters.ts';
 import { KompresorError } from '../errors.ts';
 
 // Buffers some exporters store next to the weights; they are derived, so they are ignored.
 const DERIVED = /(^|\.)rotary_emb\.inv_freq$/;
+
+/** How to hold the weights: float32, as stored ('auto': bf16/f16 when every matrix is), or a given 16-bit format. */
+export type WeightsOption = 'f32' | 'auto' | 'bf16' | 'f16';
+export const WEIGHTS_OPTIONS: readonly WeightsOption[] = ['f32', 'auto', 'bf16', 'f16'];
 
 export interface LoadedModel {
   model: Decoder;
@@ -16,12 +25,41 @@ export interface LoadedModel {
   config: Record<string, unknown>;
 }
 
-export async function loadModel(dir: string): Promise<LoadedModel> {
+export async function loadModel(dir: string, o: { weights?: WeightsOption } = {}): Promise<LoadedModel> {
   const ck = openCheckpoint(dir);
-  const model = new Decoder(ck.config);
-  checkCheckpoint(ck, model.layout);
-  for (const s of model.layout.slots) ck.read(s.name, model.params.subarray(s.offset, s.offset + s.size));
-  return { model, checkpoint: ck, config: ck.rawConfig };
+  return { model: modelFromCheckpoint(ck, o.weights ?? 'f32'), checkpoint: ck, config: ck.rawConfig };
+}
+
+/** Checks the checkpoint against its config and reads every weight into a new Decoder. */
+export function modelFromCheckpoint(ck: Checkpoint, weights: WeightsOption): Decoder {
+  const layout = buildLayout(ck.config);
+  checkCheckpoint(ck, layout);
+  return new Decoder(ck.config, readWeights(ck, layout, weightDtypeFor(ck, layout, weights)));
+}
+
+/** The storage dtype `option` gives for this checkpoint ('auto': the matrices' stored 16-bit format, if they share one). */
+export function weightDtypeFor(ck: Checkpoint, layout: ParameterLayout, option: WeightsOption): WeightDtype {
+  if (option !== 'auto') return option;
+  const stored = new Set(layout.slots.filter((s) => s.shape.length > 1).map((s) => ck.tensors.get(s.name)!.info.dtype));
+  if (stored.size !== 1) return 'f32';
+  const only = [...stored][0];
+  return only === 'BF16' ? 'bf16' : only === 'F16' ? 'f16' : 'f32';
+}
+
+/** Every tensor of the layout, one at a time, into new blocks of the given dtype. */
+export function readWeights(ck: Checkpoint, layout: ParameterLayout, dtype: WeightDtype): WeightStore {
+  if (dtype === 'f32') {
+    const store = new ParamBlocks(layout);
+    for (const s of layout.slots) ck.read(s.name, store.view(s));
+    return store;
+  }
+  const store = new HalfBlocks(layout, dtype === 'f16');
+  for (const s of layout.slots) {
+    const vec = store.vectors.get(s.name);
+    if (vec) ck.read(s.name, vec);
+    else ck.read16(s.name, store.view(s), store.f16);
+  }
+  return store;
 }
 
 /**
@@ -66,6 +104,6 @@ function checkTensorSet(ck: Checkpoint, layout: ParameterLayout): void {
 /** Writes the model as a standard HF checkpoint (config.json as given, tokenizer files copied). */
 export function saveModel(model: Decoder, dir: string, config: Record<string, unknown>,
   o: { dtype?: FloatDtype; tokenizerFrom?: string; maxShardBytes?: number } = {}): void {
-  const tensors = model.layout.slots.map((s) => ({ name: s.name, shape: s.shape, data: model.params.subarray(s.offset, s.offset + s.size) }));
+  const tensors = model.layout.slots.map((s) => ({ name: s.name, shape: s.shape, data: model.params.view(s) }));
   saveCheckpoint(dir, config, tensors, { dtype: o.dtype ?? 'F32', tokenizerFrom: o.tokenizerFrom, maxShardBytes: o.maxShardBytes });
 }

@@ -33,7 +33,7 @@ import type { Batch } from '../model/batch.ts';
 import { Rng } from '../model/sampling.ts';
 import { openPackedData } from '../data/packed_source.ts';
 import type { BatchSource } from '../data/source.ts';
-import { AdamW, ADAMW_DEFAULTS, decayGroups } from '../train/optimizer.ts';
+import { AdamW, ADAMW_DEFAULTS } from '../train/optimizer.ts';
 import { optimizerStep } from '../train/trainer.ts';
 import { kdObjective } from '../distill/objective.ts';
 import { liveTeacher, loadTeacher } from '../distill/teacher_cache.ts';
@@ -211,7 +211,7 @@ export interface DistillSettings {
  * Returns the KD loss of each step; stops at a non-finite one (that update is not applied).
  */
 export function distillSteps(student: Decoder, teacher: Decoder, source: BatchSource, d: DistillSettings): { kd: number[]; diverged: boolean } {
-  const opt = new AdamW(student.layout.total, { ...ADAMW_DEFAULTS, lr: d.lr }, decayGroups(student.layout.slots));
+  const opt = new AdamW(student.layout, { ...ADAMW_DEFAULTS, lr: d.lr });
   const objective = kdObjective(liveTeacher(teacher)), rng = new Rng(d.seed), kd: number[] = [];
   const o = { microBatch: d.microBatch, seqLen: d.seqLen, gradAccum: 1, lr: d.lr, minLr: d.lr / 10, warmup: 0 };
   for (let s = 0; s < d.steps; s++) {

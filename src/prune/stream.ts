@@ -12,7 +12,7 @@
 import type { Checkpoint } from '../io/checkpoint.ts';
 import type { ModelConfig } from '../io/hf_config.ts';
 import { Decoder, type Probe } from '../model/decoder.ts';
-import { buildLayout, layerPrefix } from '../model/parameters.ts';
+import { buildLayout, layerPrefix, layerSize } from '../model/parameters.ts';
 import { layerSlice } from '../model/activations.ts';
 import type { Batch } from '../model/batch.ts';
 import { checkCheckpoint } from '../model/load.ts';
@@ -53,7 +53,7 @@ function layerConfig(cfg: ModelConfig): ModelConfig {
 export function planStream(cfg: ModelConfig, samples: number, seqLen: number, maxMemory: number,
   force: { batchRows?: number; groupRows?: number } = {}): StreamPlan {
   const layout = buildLayout(cfg);
-  const layerBytes = (layout.layerOffsets[1] - layout.layerOffsets[0]) * 4;
+  const layerBytes = layerSize(layout) * 4;
   // the Importance keeps a copy of the layer input (rows × seqLen × C) for Block Importance
   const perRowAct = arenaBytes(layerConfig(cfg), 1, seqLen) + seqLen * cfg.hiddenSize * 4;
   const perRowHidden = seqLen * cfg.hiddenSize * 4;
@@ -128,7 +128,7 @@ function asLayer(imp: Importance, l: number): Probe {
 function loadLayer(ck: Checkpoint, l: number, dec: Decoder): void {
   const from = layerPrefix(0), to = layerPrefix(l);
   for (const s of dec.layout.slots) {
-    if (s.name.startsWith(from)) ck.read(to + s.name.slice(from.length), dec.params.subarray(s.offset, s.offset + s.size));
+    if (s.name.startsWith(from)) ck.read(to + s.name.slice(from.length), dec.params.view(s));
   }
 }
 

@@ -1,8 +1,9 @@
-// AdamW over a whole parameter arena (torch.optim.AdamW semantics), with global-norm gradient
-// clipping and a cosine schedule with linear warmup and a floor. The state (m, v, step) lives in
-// two arenas with the parameter layout, so checkpointing it is two tensor writes.
+// AdamW over parameter blocks (torch.optim.AdamW semantics), with global-norm gradient clipping
+// and a cosine schedule with linear warmup and a floor. The state (m, v, step) lives in blocks
+// with the parameter layout, so checkpointing it is one tensor write per parameter and moment.
 import { kernels as K } from '../tensor/ops.ts';
 import { KompresorError } from '../errors.ts';
+import { ParamBlocks, type ParameterLayout } from '../model/parameters.ts';
 
 export interface AdamWConfig {
   lr: number;
@@ -16,37 +17,41 @@ export interface AdamWConfig {
 
 export const ADAMW_DEFAULTS: AdamWConfig = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1.0 };
 
-/** Parameters that get no weight decay: norms and biases (1-D tensors), as is customary. */
-export type DecayMask = { offset: number; size: number; decay: boolean }[];
+/** Ranges of one block with or without weight decay: norms and biases (1-D tensors) get none, as is customary. */
+export type DecayMask = { block: number; offset: number; size: number; decay: boolean }[];
 
 export class AdamW {
-  readonly m: Float32Array;
-  readonly v: Float32Array;
+  readonly m: ParamBlocks;
+  readonly v: ParamBlocks;
+  readonly groups: DecayMask;
   step = 0;
-  constructor(readonly n: number, readonly cfg: AdamWConfig, readonly groups: DecayMask) {
-    this.m = new Float32Array(n);
-    this.v = new Float32Array(n);
+  constructor(readonly layout: ParameterLayout, readonly cfg: AdamWConfig) {
+    this.m = new ParamBlocks(layout);
+    this.v = new ParamBlocks(layout);
+    this.groups = decayGroups(layout);
   }
 
-  /** Global L2 norm of the gradient arena. */
-  static gradNorm(grads: Float32Array): number {
-    return Math.sqrt(K.sumSquares(grads, grads.length));
+  /** Global L2 norm of the gradient blocks (each block's sum of squares in double, added in double). */
+  static gradNorm(grads: ParamBlocks): number {
+    let s = 0;
+    for (const a of grads.arrays) s += K.sumSquares(a, a.length);
+    return Math.sqrt(s);
   }
 
   /** Clips (in place) and applies one update at learning rate lr; returns the pre-clip norm. */
-  update(params: Float32Array, grads: Float32Array, lr: number): number {
+  update(params: ParamBlocks, grads: ParamBlocks, lr: number): number {
     const norm = AdamW.gradNorm(grads);
     if (!Number.isFinite(norm)) {
       throw new KompresorError({ code: 'input_invalid', where: `optimizer step ${this.step + 1}`, rule: 'the gradient norm must be finite', found: String(norm), hint: 'lower the learning rate or check the data; the last checkpoint is intact' });
     }
     if (this.cfg.clip > 0 && norm > this.cfg.clip) {
       const s = this.cfg.clip / (norm + 1e-6);
-      for (let i = 0; i < grads.length; i++) grads[i] *= s;
+      for (const g of grads.arrays) for (let i = 0; i < g.length; i++) g[i] *= s;
     }
     this.step++;
     const c = this.cfg;
     for (const g of this.groups) {
-      const sl = (a: Float32Array) => a.subarray(g.offset, g.offset + g.size);
+      const sl = (b: ParamBlocks) => b.arrays[g.block].subarray(g.offset, g.offset + g.size);
       K.adamwUpdate(sl(params), sl(grads), sl(this.m), sl(this.v), g.size, lr, c.beta1, c.beta2, c.eps, g.decay ? c.weightDecay : 0, this.step);
     }
     return norm;
@@ -61,14 +66,14 @@ export function cosineLr(step: number, total: number, lr: number, minLr: number,
   return minLr + 0.5 * (lr - minLr) * (1 + Math.cos(Math.PI * progress));
 }
 
-/** Decay groups from a parameter layout: 1-D tensors (norms, biases) are not decayed. Adjacent slots merge. */
-export function decayGroups(slots: { offset: number; size: number; shape: number[] }[]): DecayMask {
+/** Decay groups of a parameter layout, per block: 1-D tensors (norms, biases) are not decayed. Adjacent slots merge. */
+export function decayGroups(layout: ParameterLayout): DecayMask {
   const out: DecayMask = [];
-  for (const s of slots) {
+  for (const s of layout.slots) {
     const decay = s.shape.length > 1;
     const last = out[out.length - 1];
-    if (last && last.decay === decay && last.offset + last.size === s.offset) last.size += s.size;
-    else out.push({ offset: s.offset, size: s.size, decay });
+    if (last && last.block === s.block && last.decay === decay && last.offset + last.size === s.blockOffset) last.size += s.size;
+    else out.push({ block: s.block, offset: s.blockOffset, size: s.size, decay });
   }
   return out;
 }

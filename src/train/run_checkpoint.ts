@@ -19,7 +19,7 @@ import { saveCheckpoint, openCheckpoint } from '../io/checkpoint.ts';
 import { readSafetensorsHeader, readTensorF32, writeSafetensors, writeAtomic, writeAll } from '../io/safetensors.ts';
 import { kernels as K } from '../tensor/ops.ts';
 import type { Decoder } from '../model/decoder.ts';
-import type { AdamW } from './optimizer.ts';
+import { AdamW } from './optimizer.ts';
 import type { SourceState } from '../data/source.ts';
 import type { TrainOptions } from './options.ts';
 import { KompresorError } from '../errors.ts';
@@ -72,13 +72,13 @@ export function checkpointName(step: number): string { return `checkpoint-${step
 /** Writes a complete checkpoint of the run; returns its folder. Refuses non-finite weights. */
 export function writeRunCheckpoint(runDir: string, p: CheckpointParts, onFile: CheckpointFileHook = () => {}): string {
   const w = p.model.params;
-  if (!Number.isFinite(K.sumSquares(w, w.length))) {
+  if (!Number.isFinite(AdamW.gradNorm(w))) {
     throw new KompresorError({ code: 'impl_error', where: `checkpoint at step ${p.state.step}`, rule: 'weights written to a checkpoint must be finite' });
   }
   removeStale(runDir);
   const tmp = nodePath.join(runDir, `checkpoint.tmp-${process.pid}`);
   fs.mkdirSync(tmp);
-  const tensors = p.model.layout.slots.map((s) => ({ name: s.name, shape: s.shape, data: w.subarray(s.offset, s.offset + s.size) }));
+  const tensors = p.model.layout.slots.map((s) => ({ name: s.name, shape: s.shape, data: w.view(s) }));
   saveCheckpoint(tmp, p.config, tensors, { dtype: 'F32' });
   onFile('model.safetensors');
   writeOptimizer(nodePath.join(tmp, 'optimizer.safetensors'), p.model, p.opt);
@@ -101,8 +101,8 @@ export function writeRunCheckpoint(runDir: string, p: CheckpointParts, onFile: C
 
 function writeOptimizer(path: string, model: Decoder, opt: AdamW): void {
   const tensors = model.layout.slots.flatMap((s) => [
-    { name: `exp_avg.${s.name}`, dtype: 'F32' as const, shape: s.shape, data: opt.m.subarray(s.offset, s.offset + s.size) },
-    { name: `exp_avg_sq.${s.name}`, dtype: 'F32' as const, shape: s.shape, data: opt.v.subarray(s.offset, s.offset + s.size) },
+    { name: `exp_avg.${s.name}`, dtype: 'F32' as const, shape: s.shape, data: opt.m.view(s) },
+    { name: `exp_avg_sq.${s.name}`, dtype: 'F32' as const, shape: s.shape, data: opt.v.view(s) },
   ]);
   writeSafetensors(path, tensors, { step: String(opt.step) });
 }
@@ -183,7 +183,7 @@ export function readWeightsInto(model: Decoder, dir: string): void {
   for (const s of model.layout.slots) {
     const t = ck.tensors.get(s.name);
     checkShape(dir, s.name, s.shape, t?.info.shape);
-    ck.read(s.name, model.params.subarray(s.offset, s.offset + s.size));
+    ck.read(s.name, model.params.view(s));
   }
 }
 
@@ -195,7 +195,7 @@ export function readOptimizerInto(opt: AdamW, model: Decoder, dir: string): void
     for (const [prefix, arena] of [['exp_avg', opt.m], ['exp_avg_sq', opt.v]] as const) {
       const info = h.tensors.get(`${prefix}.${s.name}`);
       checkShape(path, `${prefix}.${s.name}`, s.shape, info?.shape);
-      readTensorF32(h, info!, arena.subarray(s.offset, s.offset + s.size));
+      readTensorF32(h, info!, arena.view(s));
     }
   }
   const step = Number(h.metadata.step);

@@ -21,7 +21,7 @@ import nodePath from 'node:path';
 import type { Decoder } from '../model/decoder.ts';
 import type { Batch } from '../model/batch.ts';
 import type { BatchSource, EvalSource } from '../data/source.ts';
-import { AdamW, cosineLr, decayGroups } from './optimizer.ts';
+import { AdamW, cosineLr } from './optimizer.ts';
 import { Rng } from '../model/sampling.ts';
 import { saveCheckpoint } from '../io/checkpoint.ts';
 import { KompresorError } from '../errors.ts';
@@ -106,7 +106,7 @@ export async function train<TBatch = Batch>(run: TrainRun<TBatch>): Promise<Trai
   const o = validateTrainOptions(run.options);
   const objective = run.objective ?? (nextTokenCE as Objective<unknown> as Objective<TBatch>);
   const model = run.model;
-  const opt = new AdamW(model.layout.total, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, clip: o.clip }, decayGroups(model.layout.slots));
+  const opt = new AdamW(model.layout, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, clip: o.clip });
   const s = run.resume ? resumeLoop(run, o, objective, opt) : freshLoop(run, o);
   const total = totalSteps(o);
   const t0 = performance.now(), seconds0 = s.seconds, step0 = s.step;
@@ -198,8 +198,8 @@ export function accumulateGradients<TBatch>(model: Decoder, source: BatchSource<
   }
   const A = o.gradAccum;
   if (A > 1) {
-    const g = model.grads!, inv = 1 / A;
-    for (let i = 0; i < g.length; i++) g[i] *= inv;
+    const inv = 1 / A;
+    for (const g of model.grads!.arrays) for (let i = 0; i < g.length; i++) g[i] *= inv;
   }
   return { loss: loss / A, metrics: Object.fromEntries(Object.entries(sums).map(([key, v]) => [key, v / A])) };
 }
@@ -290,7 +290,7 @@ function writeFinal<TBatch>(run: TrainRun<TBatch>): string {
   const tmp = `${final}.tmp-${process.pid}`, old = `${final}.old-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   const w = run.model.params;
-  const tensors = run.model.layout.slots.map((s) => ({ name: s.name, shape: s.shape, data: w.subarray(s.offset, s.offset + s.size) }));
+  const tensors = run.model.layout.slots.map((s) => ({ name: s.name, shape: s.shape, data: w.view(s) }));
   saveCheckpoint(tmp, run.config, tensors, { dtype: 'F32', tokenizerFrom: run.tokenizerFrom });
   if (fs.existsSync(final)) fs.renameSync(final, old);
   fs.renameSync(tmp, final);

@@ -72,7 +72,7 @@ for (const name of cases) {
     const loss = model.lossAndBackward(batch);
     assert.ok(Math.abs(loss - golden.loss) < 1e-5 * Math.max(1, golden.loss), `loss ${loss} vs reference ${golden.loss}`);
     for (const s of model.layout.slots) {
-      const ours = model.grads!.subarray(s.offset, s.offset + s.size);
+      const ours = model.grads!.view(s);
       const err = relErr(ours, goldenTensor(dir, `grad.${s.name}`));
       assert.ok(err < GRAD_TOL, `gradient of ${s.name}: relative error ${err.toExponential(2)}`);
     }

@@ -132,15 +132,15 @@ function chainModel(dir: string): void {
   const m = new Decoder(normalizeConfig(raw, 'chain config'));
   initWeights(m, 5);
   const slot = (name: string) => m.layout.byName.get(name)!;
-  const zero = (name: string) => { const s = slot(name); m.params.fill(0, s.offset, s.offset + s.size); };
+  const zero = (name: string) => { const s = slot(name); m.params.view(s).fill(0); };
   zero('model.embed_tokens.weight');
   zero('lm_head.weight');
   zero('model.layers.0.self_attn.o_proj.weight');
   zero('model.layers.0.mlp.down_proj.weight');
   const wte = slot('model.embed_tokens.weight').offset, head = slot('lm_head.weight').offset;
   CHAIN.forEach(([from, to], k) => {
-    m.params[wte + from * C + k] = 1;
-    m.params[head + to * C + k] = 10;
+    m.params.set(wte + from * C + k, 1);
+    m.params.set(head + to * C + k, 10);
   });
   fs.mkdirSync(dir);
   saveModel(m, dir, raw);

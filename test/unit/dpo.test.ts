@@ -33,7 +33,7 @@ after(() => { fs.rmSync(work, { recursive: true, force: true }); });
 async function perturbed(seed: number, scale: number): Promise<Decoder> {
   const { model } = await loadModel(TINY);
   const noise = randn(model.params.length, seed, scale);
-  for (let i = 0; i < noise.length; i++) model.params[i] += noise[i];
+  for (let i = 0; i < noise.length; i++) model.params.set(i, model.params.get(i) + noise[i]);
   model.forwardOnly = true;
   return model;
 }
@@ -59,15 +59,15 @@ describe('d(DPO loss)/d(param) against finite differences on the fixture', () =>
       const loss = () => obj.evaluate(model, b).loss;
       assert.ok(Math.abs(loss() - r.loss) < 1e-9);
       // in each of four tensors, the two entries with the largest gradient
-      const g = model.grads!, eps = 2e-3; // float32 forward: rounding noise below, curvature above (measured worst 2.7e-3)
+      const g = model.grads!.flat(), eps = 2e-3; // float32 forward: rounding noise below, curvature above (measured worst 2.7e-3)
       for (const name of ['model.embed_tokens.weight', 'model.layers.0.self_attn.q_proj.weight', 'model.layers.1.mlp.down_proj.weight', 'model.norm.weight']) {
         const slot = model.layout.slots.find((s) => s.name === name)!;
         const idx = Array.from({ length: slot.size }, (_, i) => slot.offset + i).sort((a, c) => Math.abs(g[c]) - Math.abs(g[a])).slice(0, 2);
         for (const i of idx) {
-          const w = model.params[i];
-          model.params[i] = w + eps; const lp = loss();
-          model.params[i] = w - eps; const lm = loss();
-          model.params[i] = w;
+          const w = model.params.get(i);
+          model.params.set(i, w + eps); const lp = loss();
+          model.params.set(i, w - eps); const lm = loss();
+          model.params.set(i, w);
           const fd = (lp - lm) / (2 * eps);
           assert.ok(Math.abs(fd - g[i]) <= 1e-2 * Math.abs(g[i]) + 1e-6, `${name}[${i - slot.offset}]: analytic ${g[i]}, finite differences ${fd}`);
         }
@@ -86,7 +86,7 @@ describe('the reference and the batches', () => {
       const src = new DpoSource(ps, { seed: 1, padId: 0, refLogps });
       model.zeroGrad();
       losses.push(obj.train(model, src.next(4, 12), { step: 1, micro: 0, rng: new Rng(0) }).loss);
-      grads.push(model.grads!.slice());
+      grads.push(model.grads!.flat());
     }
     assert.ok(Math.abs(losses[0] - losses[1]) < 1e-6, `${losses}`);
     assert.ok(relErr(grads[1], grads[0]) < 1e-5);

@@ -24,7 +24,7 @@ async function sharpened(name: string): Promise<Decoder> {
   const { model } = await loadModel(path.join(FIXTURES, name));
   for (const s of model.layout.slots) {
     if (!s.name.startsWith('model.layers.') || s.name.endsWith('norm.weight')) continue;
-    for (let i = s.offset; i < s.offset + s.size; i++) model.params[i] *= 5;
+    for (let i = s.offset; i < s.offset + s.size; i++) model.params.set(i, model.params.get(i) * 5);
   }
   return model;
 }
@@ -201,7 +201,7 @@ describe('the prefill runs on a forward-only arena sized for the prompt, not the
       const last = new Float32Array(2 * C);
       for (let b = 0; b < 2; b++) last.set(lnfFull.subarray((b * P + P - 1) * C, (b * P + P) * C), b * C);
       const want = new Float32Array(2 * V);
-      K.matmulForward(want, last, model.w.lmHead, null, 2, C, V);
+      K.matmulForward(want, last, model.w.lmHead as Float32Array, null, 2, C, V);
       let first: Float32Array | null = null;
       generate(model, [LONG, SHORT], { maxNewTokens: 1, sampling: GREEDY, seed: 0, eosTokenIds: [], padTokenId: 0, onLogits: (l) => { first ??= l.slice(); } });
       assert.deepEqual(first, want);

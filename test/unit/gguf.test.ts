@@ -248,11 +248,11 @@ describe('HF -> GGUF mapping', () => {
     assert.equal(val('llama.rope.dimension_count'), 16);
     assert.equal(val('llama.attention.layer_norm_rms_epsilon'), Math.fround(1e-5));
     assert.equal((val('tokenizer.ggml.tokens') as string[]).length, 259);
-    const q = model.params.subarray(model.layout.byName.get('model.layers.1.self_attn.q_proj.weight')!.offset);
+    const q = model.params.view('model.layers.1.self_attn.q_proj.weight');
     assert.deepEqual(readGgufTensorF32(f, 'blk.1.attn_q.weight'), permuteRope(q.slice(0, 64 * 48), 4, [64, 48]));
     assert.deepEqual(f.tensors.get('blk.1.attn_q.weight')!.ne, [48, 64]);
     const down = model.layout.byName.get('model.layers.0.mlp.down_proj.weight')!;
-    assert.deepEqual(readGgufTensorF32(f, 'blk.0.ffn_down.weight'), model.params.slice(down.offset, down.offset + down.size));
+    assert.deepEqual(readGgufTensorF32(f, 'blk.0.ffn_down.weight'), model.params.view(down).slice());
   });
 
   test('q8_0 export: norms stay F32, rows not a multiple of 32 fall back to F16, with a note', () => {

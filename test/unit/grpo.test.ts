@@ -257,7 +257,7 @@ const LOW: Reward = {
 
 function perturbed(model: Decoder, seed: number, scale: number): Decoder {
   const noise = randn(model.params.length, seed, scale);
-  model.params.forEach((p, i) => { model.params[i] = p + noise[i]; });
+  for (let i = 0; i < model.params.length; i++) model.params.set(i, model.params.get(i) + noise[i]);
   return model;
 }
 
@@ -306,11 +306,11 @@ test('decoder end to end (llama_tied_gqa, μ = 2, β = 0.1, dapo): d(loss)/d(par
   for (const name of names) {
     const s = policy.layout.byName.get(name)!;
     let i = s.offset;
-    for (let k = s.offset; k < s.offset + s.size; k++) if (Math.abs(policy.grads![k]) > Math.abs(policy.grads![i])) i = k;
-    const g = policy.grads![i], x = policy.params[i], h = 1e-2;
-    policy.params[i] = x + h; const fp = grpoLoss(policy, gb, o).loss;
-    policy.params[i] = x - h; const fm = grpoLoss(policy, gb, o).loss;
-    policy.params[i] = x;
+    for (let k = s.offset; k < s.offset + s.size; k++) if (Math.abs(policy.grads!.get(k)) > Math.abs(policy.grads!.get(i))) i = k;
+    const g = policy.grads!.get(i), x = policy.params.get(i), h = 1e-2;
+    policy.params.set(i, x + h); const fp = grpoLoss(policy, gb, o).loss;
+    policy.params.set(i, x - h); const fm = grpoLoss(policy, gb, o).loss;
+    policy.params.set(i, x);
     const fd = (fp - fm) / (Math.fround(x + h) - Math.fround(x - h));
     assert.ok(Math.abs(fd - g) <= 2e-2 * Math.abs(g) + 1e-6, `d loss / d ${name}[${i - s.offset}] = ${g}, finite differences ${fd}`);
   }

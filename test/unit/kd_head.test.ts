@@ -22,7 +22,7 @@ async function pair(): Promise<{ student: Decoder; teacher: Decoder }> {
   const student = (await loadModel(TINY)).model;
   const teacher = (await loadModel(TINY)).model;
   const noise = randn(teacher.params.length, 91, 0.03);
-  teacher.params.forEach((p, i) => { teacher.params[i] = p + noise[i]; });
+  for (let i = 0; i < teacher.params.length; i++) teacher.params.set(i, teacher.params.get(i) + noise[i]);
   teacher.w.wte.forEach((p, i) => { teacher.w.wte[i] = 20 * p; });
   return { student, teacher };
 }
@@ -37,7 +37,7 @@ function probes(model: Decoder, names: string[]): [string, number][] {
   return names.map((name) => {
     const s = model.layout.byName.get(name)!;
     let best = s.offset;
-    for (let i = s.offset; i < s.offset + s.size; i++) if (Math.abs(model.grads![i]) > Math.abs(model.grads![best])) best = i;
+    for (let i = s.offset; i < s.offset + s.size; i++) if (Math.abs(model.grads!.get(i)) > Math.abs(model.grads!.get(best))) best = i;
     return [name, best];
   });
 }
@@ -51,16 +51,16 @@ const TENSORS = ['model.embed_tokens.weight', 'model.layers.0.self_attn.q_proj.w
  * stays under 1% here.
  */
 function fdAt(model: Decoder, i: number, f: () => number, eps = 1e-2): number {
-  const orig = model.params[i];
-  model.params[i] = orig + eps; const fp = f();
-  model.params[i] = orig - eps; const fm = f();
-  model.params[i] = orig;
+  const orig = model.params.get(i);
+  model.params.set(i, orig + eps); const fp = f();
+  model.params.set(i, orig - eps); const fm = f();
+  model.params.set(i, orig);
   return (fp - fm) / (Math.fround(orig + eps) - Math.fround(orig - eps));
 }
 
 function checkGradients(student: Decoder, loss: () => number, what: string): void {
   for (const [name, i] of probes(student, TENSORS)) {
-    const g = student.grads![i], fd = fdAt(student, i, loss);
+    const g = student.grads!.get(i), fd = fdAt(student, i, loss);
     assert.ok(Math.abs(fd - g) <= 2e-2 * Math.abs(g) + 1e-5, `${what}: d loss / d ${name}[${i - student.layout.byName.get(name)!.offset}] = ${g}, finite differences ${fd}`);
   }
 }
@@ -103,7 +103,7 @@ test('kd head (llama_tied_gqa): a student identical to its teacher has loss 0 an
     student.zeroGrad();
     const r = kdLossAndBackward(student, batch, teacherChunks(teacher, batch), opts);
     assert.equal(r.loss, 0, `loss with ${JSON.stringify(opts)}`);
-    assert.ok(student.grads!.every((g) => g === 0), `gradient with ${JSON.stringify(opts)} must be all zero`);
+    assert.ok(student.grads!.flat().every((g) => g === 0), `gradient with ${JSON.stringify(opts)} must be all zero`);
   }
 });
 
@@ -131,7 +131,7 @@ for (const lmLoss of [false, true]) {
     // and the gradient of the second chunk's rows reaches the parameters
     const [[name, i]] = probes(student, ['model.embed_tokens.weight']);
     const f = () => kdLoss(student, batch, teacherChunks(teacher, batch), opts).loss;
-    if (!lmLoss) assert.ok(Math.abs(fdAt(student, i, f) - student.grads![i]) <= 2e-2 * Math.abs(student.grads![i]) + 1e-5, `d loss / d ${name}`);
+    if (!lmLoss) assert.ok(Math.abs(fdAt(student, i, f) - student.grads!.get(i)) <= 2e-2 * Math.abs(student.grads!.get(i)) + 1e-5, `d loss / d ${name}`);
   });
 }
 
@@ -141,7 +141,7 @@ test('kd head: scaleT2 multiplies the loss and the gradient by T^2', async () =>
   const run = (scaleT2: boolean) => {
     student.zeroGrad();
     const r = kdLossAndBackward(student, batch, teacherChunks(teacher, batch), { temperature: 3, scaleT2 });
-    return { loss: r.loss, grads: student.grads!.slice() };
+    return { loss: r.loss, grads: student.grads!.flat() };
   };
   const plain = run(false), t2 = run(true);
   assert.ok(Math.abs(t2.loss - 9 * plain.loss) < 1e-6 * t2.loss, `${t2.loss} vs 9 * ${plain.loss}`);
@@ -155,7 +155,7 @@ test('kd head: forward-only kdLoss leaves the gradient arena alone', async () =>
   const batch = randomBatch(2, 12, 97);
   student.zeroGrad();
   const a = kdLoss(student, batch, teacherChunks(teacher, batch));
-  assert.ok(student.grads!.every((g) => g === 0));
+  assert.ok(student.grads!.flat().every((g) => g === 0));
   const b = kdLossAndBackward(student, batch, teacherChunks(teacher, batch));
   assert.equal(a.loss, b.loss);
 });

@@ -66,10 +66,10 @@ describe('gradient accumulation', () => {
     const { model } = await loadModel(TINY);
     const ctx = { step: 1, rng: new Rng(0) };
     const one = accumulateGradients(model, source(), nextTokenCE, { microBatch: 4, seqLen: T, gradAccum: 1 }, ctx);
-    const g1 = model.grads!.slice();
+    const g1 = model.grads!.flat();
     const two = accumulateGradients(model, source(), nextTokenCE, { microBatch: 2, seqLen: T, gradAccum: 2 }, ctx);
     assert.ok(Math.abs(one.loss - two.loss) < 1e-6, `loss ${one.loss} vs ${two.loss}`);
-    assert.ok(relErr(model.grads!, g1) < 1e-5, `gradient rel err ${relErr(model.grads!, g1)}`);
+    assert.ok(relErr(model.grads!.flat(), g1) < 1e-5, `gradient rel err ${relErr(model.grads!.flat(), g1)}`);
   });
 
   test('in the loop: steps of 2 x 2 rows follow the steps of 1 x 4 rows', async () => {
@@ -119,7 +119,7 @@ describe('checkpoints and resume', () => {
   test('a finished run leaves a loadable HF model in final/ and a report', async () => {
     const ref = await reference();
     const { model } = await loadModel(path.join(ref, 'final'));
-    assert.ok(model.params.every(Number.isFinite));
+    assert.ok(model.params.allFinite());
     assert.deepEqual(listCheckpoints(ref).map((c) => c.step), [6]);
     assert.equal(fs.readFileSync(path.join(ref, LATEST_FILE), 'utf8'), 'checkpoint-6\n');
     assert.match(fs.readFileSync(path.join(ref, 'report/loss.svg'), 'utf8'), /<svg[\s\S]*train loss[\s\S]*validation loss[\s\S]*<\/svg>/);
@@ -153,10 +153,10 @@ describe('checkpoints and resume', () => {
     const weighted: Objective = {
       name: 'weighted_ce',
       train(model, batch, ctx) {
-        const before = model.grads!.slice();
+        const before = model.grads!.flat();
         const r = nextTokenCE.train(model, batch, ctx), w = 0.5 + ctx.rng.next();
         const g = model.grads!;
-        for (let i = 0; i < g.length; i++) g[i] = before[i] + (g[i] - before[i]) * w;
+        for (let i = 0; i < g.length; i++) g.set(i, before[i] + (g.get(i) - before[i]) * w);
         return { loss: r.loss * w, metrics: { weight: w } };
       },
       evaluate: nextTokenCE.evaluate,
@@ -182,7 +182,7 @@ describe('checkpoints and resume', () => {
       assert.equal(readTrainState(latestCheckpoint(dir)!).step, expected);
       assert.equal(fs.readFileSync(path.join(dir, LATEST_FILE), 'utf8'), 'checkpoint-2\n');
       const { model } = await loadModel(path.join(dir, 'checkpoint-2'));
-      assert.ok(model.params.every(Number.isFinite));
+      assert.ok(model.params.allFinite());
       const r = await train(await tinyRun(dir, { resume: true }, { saveEvery: 2 }));
       assert.equal(r.sessionSteps, 6 - expected);
       assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('tmp')), [], 'the torn folder is removed by the next save');
@@ -219,7 +219,7 @@ describe('divergence', () => {
     assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [4]);
     assert.ok(!fs.existsSync(path.join(dir, 'final')));
     const { model } = await loadModel(path.join(dir, 'checkpoint-4'));
-    assert.ok(model.params.every(Number.isFinite));
+    assert.ok(model.params.allFinite());
     // the poison was in memory only: resuming replays steps 5 and 6 exactly
     await train(await tinyRun(dir, { resume: true }, { saveEvery: 2 }));
     assert.deepEqual(curve(dir), curve(await reference({ saveEvery: 2 })));
@@ -227,7 +227,7 @@ describe('divergence', () => {
 
   test('a non-finite gradient norm stops the run before the update', async () => {
     const dir = tmp();
-    const nanGrad = poisoned(3, (model, batch, ctx) => { const r = nextTokenCE.train(model, batch, ctx); model.grads![0] = Infinity; return r; });
+    const nanGrad = poisoned(3, (model, batch, ctx) => { const r = nextTokenCE.train(model, batch, ctx); model.grads!.set(0, Infinity); return r; });
     await assert.rejects(train(await tinyRun(dir, { objective: nanGrad }, { saveEvery: 2 })),
       /^KompresorError: step 3: the gradient norm must be finite; found (Infinity|NaN)\. .*checkpoint-2, step 2\) is intact/);
     assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [2]);
