@@ -9,8 +9,10 @@
 import { openCheckpoint, saveCheckpoint, type Checkpoint } from '../io/checkpoint.ts';
 import type { FloatDtype } from '../io/safetensors.ts';
 import { Decoder } from './decoder.ts';
-import { buildLayout, ParamBlocks, HalfBlocks, type ParameterLayout, type WeightDtype, type WeightStore } from './parameters.ts';
+import { buildLayout, storeBytes, ParamBlocks, HalfBlocks, type ParameterLayout, type WeightDtype, type WeightStore } from './parameters.ts';
+import os from 'node:os';
 import { KompresorError } from '../errors.ts';
+import { formatBytes } from '../io/bytes.ts';
 
 // Buffers some exporters store next to the weights; they are derived, so they are ignored.
 const DERIVED = /(^|\.)rotary_emb\.inv_freq$/;
@@ -25,16 +27,39 @@ export interface LoadedModel {
   config: Record<string, unknown>;
 }
 
-export async function loadModel(dir: string, o: { weights?: WeightsOption } = {}): Promise<LoadedModel> {
-  const ck = openCheckpoint(dir);
-  return { model: modelFromCheckpoint(ck, o.weights ?? 'f32'), checkpoint: ck, config: ck.rawConfig };
+export interface LoadOptions {
+  /** How to hold the weights (default 'f32': a model that trains). */
+  weights?: WeightsOption;
+  /** Refuse, before reading anything, weights larger than this (default: 90% of RAM). */
+  maxMemory?: number;
 }
 
-/** Checks the checkpoint against its config and reads every weight into a new Decoder. */
-export function modelFromCheckpoint(ck: Checkpoint, weights: WeightsOption): Decoder {
+export async function loadModel(dir: string, o: LoadOptions = {}): Promise<LoadedModel> {
+  const ck = openCheckpoint(dir);
+  return { model: modelFromCheckpoint(ck, o.weights ?? 'f32', o.maxMemory), checkpoint: ck, config: ck.rawConfig };
+}
+
+/** Checks the checkpoint against its config and its size against memory, then reads every weight into a new Decoder. */
+export function modelFromCheckpoint(ck: Checkpoint, weights: WeightsOption, maxMemory = 0.9 * os.totalmem()): Decoder {
   const layout = buildLayout(ck.config);
   checkCheckpoint(ck, layout);
-  return new Decoder(ck.config, readWeights(ck, layout, weightDtypeFor(ck, layout, weights)));
+  const dtype = weightDtypeFor(ck, layout, weights);
+  checkFits(ck, layout, dtype, maxMemory);
+  return new Decoder(ck.config, readWeights(ck, layout, dtype));
+}
+
+/** A model whose weights alone exceed the budget is refused before any allocation, saying what would fit. */
+function checkFits(ck: Checkpoint, layout: ParameterLayout, dtype: WeightDtype, maxMemory: number): void {
+  const need = storeBytes(layout, dtype);
+  if (need <= maxMemory) return;
+  const as16 = dtype === 'f32' && weightDtypeFor(ck, layout, 'auto') !== 'f32' && storeBytes(layout, 'bf16') <= maxMemory;
+  throw new KompresorError({
+    code: 'input_invalid', where: ck.dir, rule: 'the weights must fit in memory',
+    expected: `at most ${formatBytes(maxMemory)}${maxMemory === 0.9 * os.totalmem() ? ' (90% of RAM)' : ' (--max-memory)'}`,
+    found: `${layout.total.toLocaleString('en-US')} parameters = ${formatBytes(need)} as ${dtype}`,
+    hint: as16 ? 'keep the weights as stored (--weights-dtype auto): they fit in 16 bits'
+      : 'score and eval can stream the model layer by layer (--stream); distill can read the teacher\'s logits from a cache built layer by layer',
+  });
 }
 
 /** The storage dtype `option` gives for this checkpoint ('auto': the matrices' stored 16-bit format, if they share one). */

@@ -17,6 +17,7 @@ import { layerSlice } from '../model/activations.ts';
 import type { Batch } from '../model/batch.ts';
 import { checkCheckpoint } from '../model/load.ts';
 import { KompresorError } from '../errors.ts';
+import { formatBytes } from '../io/bytes.ts';
 import { calibrationBatch, type CalibrationSet } from './calibration.ts';
 import { Importance, arenaBytes, BASELINE_BYTES, ACTIVATION_TARGET_BYTES, type ScoreRun } from './importance.ts';
 
@@ -70,11 +71,7 @@ export function planStream(cfg: ModelConfig, samples: number, seqLen: number, ma
   return { batchRows, groupRows, groups: Math.ceil(samples / groupRows), layerBytes, hiddenBytes: Math.min(samples, groupRows) * perRowHidden };
 }
 
-/** Bytes in the largest binary unit that keeps the number >= 1 (GiB at most): "1.50 GiB", "12.00 MiB". */
-export function formatBytes(bytes: number): string {
-  const [unit, div] = bytes >= 2 ** 30 ? ['GiB', 2 ** 30] : bytes >= 2 ** 20 ? ['MiB', 2 ** 20] : ['KiB', 2 ** 10];
-  return `${(bytes / div).toFixed(2)} ${unit}`;
-}
+export { formatBytes };
 
 export interface StreamOptions {
   plan: StreamPlan;

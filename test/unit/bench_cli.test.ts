@@ -12,6 +12,8 @@ import { defaultThreads } from '../../src/cli/bench_command.ts';
 
 const FIGURES = ['prefill_tokens_per_s', 'time_to_first_token_s', 'decode_tokens_per_s', 'batch_prefill_tokens_per_s',
   'batch_decode_tokens_per_s', 'peak_rss_bytes', 'load_seconds', 'backend', 'runs'];
+// our engine also says how much weight memory it holds, and in which type
+const ENGINE_FIGURES = [...FIGURES.slice(0, 7), 'weight_bytes', 'weights_dtype', ...FIGURES.slice(7)];
 const SMALL = ['--batch', '2', '--prompt-len', '8', '--new-tokens', '4', '--repeats', '1'];
 
 let tmp: string, big: string, small: string;
@@ -30,12 +32,13 @@ test('bench MODEL --vs OTHER --rounds 2 (kompresor engine): both models\' figure
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.equal(s.engine, 'kompresor');
-  assert.deepEqual(s.settings, { batch: 2, prompt_len: 8, new_tokens: 4, repeats: 1, rounds: 2, threads: s.settings.threads, gguf_dtype: null, seed: 0 });
+  assert.deepEqual(s.settings, { batch: 2, prompt_len: 8, new_tokens: 4, repeats: 1, rounds: 2, threads: s.settings.threads, gguf_dtype: null, seed: 0, weights_dtype: 'auto' });
   assert.equal(s.models.length, 2);
   const [a, b] = s.models;
   assert.deepEqual([a.layers, a.intermediate_size, b.layers, b.intermediate_size], [3, 64, 4, 96]);
   for (const m of s.models) {
-    assert.deepEqual(Object.keys(m.figures), FIGURES);
+    assert.deepEqual(Object.keys(m.figures), ENGINE_FIGURES);
+    assert.deepEqual([m.figures.weight_bytes, m.figures.weights_dtype], [4 * m.params, 'f32'], 'a float32 checkpoint stays float32');
     for (const k of FIGURES.slice(0, 7)) assert.ok(m.figures[k] > 0 && Number.isFinite(m.figures[k]), `${k} = ${m.figures[k]}`);
     assert.equal(m.gguf_bytes, null);
     // two rounds of one run: each figure is the median of its two runs
@@ -64,6 +67,14 @@ test('bench prints a side-by-side table with ratios; one model prints no ratio c
   const one = await kompresor(['bench', small, ...SMALL, '--repeats', '2']);
   assert.equal(one.code, 0, one.stderr);
   assert.doesNotMatch(one.stdout, /ratio/);
+});
+
+test('bench --weights-dtype bf16 holds 2 bytes per weight (half of float32), and says so', async () => {
+  const r = await kompresor(['bench', small, ...SMALL, '--weights-dtype', 'bf16', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const [m] = JSON.parse(r.stdout).models;
+  assert.deepEqual([m.figures.weight_bytes, m.figures.weights_dtype], [2 * m.params, 'bf16']);
+  assert.ok(m.figures.decode_tokens_per_s > 0);
 });
 
 test('bench --engine llama.cpp exports to GGUF and measures it with node-llama-cpp (same fields)', async () => {

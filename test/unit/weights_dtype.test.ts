@@ -73,3 +73,20 @@ test('a 16-bit model runs forward only: backward, params and saving refuse with 
   throwsWith(() => half.params, 'impl_error', /holds bf16 weights for forward passes only/);
   throwsWith(() => half.lossAndBackward(batchFromRows(ROWS)), 'impl_error', /a backward pass needs float32 weights; this model holds bf16/);
 });
+
+test('weights larger than the memory budget are refused before any read, naming the size and what would fit', async () => {
+  const dir = saved('llama_untied', 'BF16');
+  const layout = (await loadModel(dir, { weights: 'auto' })).model.layout;
+  const f32Bytes = layout.total * 4;
+  // float32 does not fit, bf16 does: the hint says keep them as stored
+  await assert.rejects(loadModel(dir, { weights: 'f32', maxMemory: f32Bytes - 1 }), (e: Error) => {
+    assert.match(e.message, /the weights must fit in memory/);
+    assert.match(e.message, new RegExp(`${layout.total.toLocaleString('en-US')} parameters = .* as f32`));
+    assert.match(e.message, /--weights-dtype auto/);
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
+  // neither fits: the hint points to streaming
+  await assert.rejects(loadModel(dir, { weights: 'auto', maxMemory: 1000 }), /as bf16.*--stream/);
+  assert.equal((await loadModel(dir, { weights: 'auto', maxMemory: layout.total * 2 })).model.weightDtype, 'bf16');
+});
