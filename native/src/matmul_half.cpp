@@ -8,7 +8,7 @@
 //   - few rows (N <= GEMV_MAX_N, e.g. decode): a GEMV that streams each weight row once, both
 //     cores splitting the output channels, widening 8 values per AVX2 step into FMA accumulators;
 //   - many rows (prefill, eval, a teacher's forward): tiles of TILE_FLOATS widened weights in one
-//     scratch buffer, each tile a multi-threaded OpenBLAS sgemm (the widening costs O(OC*C), the
+//     scratch buffer (kept between calls: no allocation or page faults per call), each tile a multi-threaded OpenBLAS sgemm (the widening costs O(OC*C), the
 //     GEMM O(N*OC*C), so it is amortised as soon as N is a few dozen rows).
 // Dimension legend: N = rows, C = input channels, OC = output channels.
 #include "common.h"
@@ -22,7 +22,7 @@
 #endif
 
 static const int64_t GEMV_MAX_N = 8;
-static const int64_t TILE_FLOATS = 1 << 20;  // 4 MiB of widened weights per sgemm
+static const int64_t TILE_FLOATS = 1 << 22;  // 16 MiB of widened weights per sgemm
 
 static inline float bf16_scalar(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; std::memcpy(&f, &u, 4); return f; }
 static inline float f16_scalar(uint16_t h) {
@@ -104,7 +104,9 @@ static void gemm_tiles(float* out, const float* inp, const uint16_t* w, const fl
   }
   const float beta = (bias || accumulate) ? 1.0f : 0.0f;
   const int64_t rows = std::max<int64_t>(16, std::min<int64_t>(OC, TILE_FLOATS / std::max<int64_t>(C, 1)));
-  std::vector<float> scratch((size_t)(rows * C));
+  // kernels are called from the JS thread only, so one buffer serves every call
+  static std::vector<float> scratch;
+  if (scratch.size() < (size_t)(rows * C)) scratch.resize((size_t)(rows * C));
   for (int64_t o0 = 0; o0 < OC; o0 += rows) {
     const int64_t r = std::min(rows, OC - o0);
     widen_rows(scratch.data(), w + o0 * C, r * C, f16);

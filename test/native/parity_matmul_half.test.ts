@@ -1,7 +1,7 @@
 // matmulForwardHalf (16-bit weights widened inside the kernel) against its TypeScript reference,
 // and against matmulForward on the widened float32 weight, on both native paths: the GEMV for few
 // rows (N <= 8: decode) and the widened tiles + sgemm for many (N = 64, with OC spanning several
-// tiles of 1024 rows at C = 1024). Buffers are offset views in NaN-padded arrays, as in parity_kernels_b.
+// tiles of 4096 rows at C = 1024). Buffers are offset views in NaN-padded arrays, as in parity_kernels_b.
 //
 // Bound: both sides sum float32 products of the same widened weights; the GEMV keeps 8 lanes of
 // FMA partial sums per row, sgemm its own blocking, the reference a JS double: 1e-6 relative
@@ -13,7 +13,7 @@ import { f32ToBf16, f32ToF16, bf16ToF32, f16ToF32 } from '../../src/tensor/kerne
 import { randn } from '../helpers.ts';
 import { nat, offsetF32, offsetU16, assertPadding, assertRel } from '../native_helpers.ts';
 
-for (const [N, C, OC] of [[1, 576, 4099], [5, 13, 7], [8, 100, 33], [16, 1024, 1100], [9, 64, 20]] as const) {
+for (const [N, C, OC] of [[1, 576, 4099], [5, 13, 7], [8, 100, 33], [9, 1024, 4100], [9, 64, 20]] as const) {
   for (const f16 of [false, true]) {
     const name = `matmulForwardHalf(N=${N},C=${C},OC=${OC},${f16 ? 'f16' : 'bf16'})`;
     test(`${name} native matches the reference and matmulForward on the widened weight`, () => {
