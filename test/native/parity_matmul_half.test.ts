@@ -1,6 +1,6 @@
 // matmulForwardHalf (16-bit weights widened inside the kernel) against its TypeScript reference,
 // and against matmulForward on the widened float32 weight, on both native paths: the GEMV for few
-// rows (N <= 8: decode) and the widened tiles + sgemm for many (N = 64, with OC spanning several
+// rows (N <= 8: decode) and the widened tiles + sgemm for many (N = 9, with OC = 4100 spanning two
 // tiles of 4096 rows at C = 1024). Buffers are offset views in NaN-padded arrays, as in parity_kernels_b.
 //
 // Bound: both sides sum float32 products of the same widened weights; the GEMV keeps 8 lanes of
