@@ -16,6 +16,8 @@ export interface InspectResult {
   config: Record<string, unknown>;
   params: Omit<ParamCounts, 'total'>;
   total_params: number;
+  /** Without an untied lm_head: the convention of the seed's 11.04B -> 7.35B (equal to total_params when tied). */
+  total_params_no_lm_head: number;
   native_kernels: string[];
 }
 
@@ -35,6 +37,7 @@ export async function inspectCommand(dir: string): Promise<InspectResult> {
     },
     params,
     total_params: total,
+    total_params_no_lm_head: total - params.lm_head,
     native_kernels: nativeKernelNames,
   };
 }
@@ -47,6 +50,7 @@ export function formatInspect(r: InspectResult): string {
   lines.push('  parameters:');
   for (const [k, v] of Object.entries(r.params)) lines.push(`    ${k.padEnd(12)} ${fmt(v).padStart(16)}  ${pct(v)}`);
   lines.push(`    ${'total'.padEnd(12)} ${fmt(r.total_params).padStart(16)}`);
+  lines.push(`    ${'without lm_head'.padEnd(12)} ${fmt(r.total_params_no_lm_head).padStart(13)}  (the seed's convention: 11.04B -> 7.35B)`);
   lines.push(`  native kernels: ${r.native_kernels.length ? r.native_kernels.join(', ') : 'none (TypeScript reference kernels)'}`);
   return lines.join('\n');
 }

@@ -8,9 +8,10 @@ import { Command, Option } from 'commander';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadScores, checkScoresMatch, type ImportanceScores } from '../prune/scores.ts';
 import {
-  makePlan, parseDepth, parseParams, parseTarget, scoredShapeOf, selectChannels, PRUNE_AXES, PARAMS_POLICY_TEXT,
+  makePlan, parseDepth, parseParams, parseParamsConvention, parseTarget, scoredShapeOf, selectChannels, PRUNE_AXES, PARAMS_POLICY_TEXT,
   type PrunePlan, type Selection,
 } from '../prune/plan.ts';
+import { DEFAULT_ROUND_TO, parseRoundTo } from '../prune/rounding.ts';
 import { prune, type PruneReport } from '../prune/apply.ts';
 import { checkReportDir, writePruneReport } from '../report/pruning_report.ts';
 import { progressBar, type Progress } from './progress.ts';
@@ -21,6 +22,10 @@ export interface PruneCommandOptions {
   target?: string;
   params?: string;
   depth?: string;
+  /** --round-to N (default 64): pruned widths the policy chooses are multiples of N. */
+  roundTo?: string;
+  /** --params-convention total|no-lm-head (default total). */
+  paramsConvention?: string;
   /** false: no OUT_DIR/report/ (commander's --no-report); written otherwise. */
   report?: boolean;
 }
@@ -39,6 +44,8 @@ export function preparePrune(modelDir: string, o: PruneCommandOptions): Prepared
     target: o.target !== undefined ? parseTarget(o.target) : undefined,
     params: o.params !== undefined ? parseParams(o.params) : undefined,
     depth: parseDepth(o.depth),
+    roundTo: parseRoundTo(o.roundTo),
+    paramsConvention: parseParamsConvention(o.paramsConvention),
   };
   const ck = openCheckpoint(modelDir);
   const scores = loadScores(o.scores);
@@ -74,12 +81,33 @@ export function formatPlan(modelDir: string, p: PreparedPrune): string {
   for (const a of PRUNE_AXES) {
     lines.push(`  ${a.padEnd(22)} ${fmt(plan.before[a]).padStart(14)} ${fmt(plan.after[a]).padStart(14)}   ${notes[a] ?? ''}`.trimEnd());
   }
-  const before = plan.params.before.total, after = plan.params.after.total;
-  lines.push(`  ${'parameters'.padEnd(22)} ${fmt(before).padStart(14)} ${fmt(after).padStart(14)}   ${((100 * after) / before).toFixed(2)}% of the original`);
+  const { before: pb, after: pa } = plan.params;
+  const count = (name: string, before: number, after: number) =>
+    `  ${name.padEnd(22)} ${fmt(before).padStart(14)} ${fmt(after).padStart(14)}   ${((100 * after) / before).toFixed(2)}% of the original`;
+  lines.push(count('parameters', pb.total, pa.total));
+  if (pb.lmHead > 0) lines.push(count('  without lm_head', pb.total - pb.lmHead, pa.total - pa.lmHead));
   if (plan.params_budget !== null) {
-    lines.push(`  budget ${fmt(plan.params_budget)} parameters (${plan.chosen_by === 'params' ? PARAMS_POLICY_TEXT : 'met by the target'})`);
+    const counted = plan.params_convention === 'total' ? 'counted as the total' : 'counted without the untied lm_head';
+    lines.push(`  budget ${fmt(plan.params_budget)} parameters, ${counted} (--params-convention ${plan.params_convention}; `
+      + `${plan.chosen_by === 'params' ? PARAMS_POLICY_TEXT : 'met by the target'})`);
   }
+  lines.push(...roundingLines(plan));
   return lines.join('\n');
+}
+
+/** What rounding did: the multiples, the unrounded choice and its cost, and every note. */
+export function roundingLines(plan: PrunePlan): string[] {
+  const r = plan.rounding, out: string[] = [];
+  if (r.steps.length > 0) {
+    out.push(`  rounding: ${r.steps.map((s) => `${s.axis} to multiples of ${s.multiple}`).join(', ')} (--round-to ${r.round_to})`);
+  }
+  if (r.unrounded) {
+    const u = r.unrounded;
+    out.push(`  unrounded, the policy would keep ${PRUNE_AXES.map((a) => `${a}=${u.sizes[a]}`).join(',')}: ${fmt(u.params)} parameters; `
+      + `rounding cost ${fmt(r.cost)} (${((100 * r.cost) / plan.params_budget!).toFixed(2)}% of the budget)`);
+  }
+  for (const n of r.notes) out.push(`  note: ${n}`);
+  return out;
 }
 
 const HELP = `
@@ -99,6 +127,13 @@ Axes (HF config names): num_hidden_layers, hidden_size, num_attention_heads, int
   Axes given with --target stay fixed; the others follow the default policy: drop layers (at most
   20%, stopping within one layer of the budget), then shrink intermediate_size (at most 40%),
   then hidden_size (at most 40%); heads are left alone. An unreachable budget is refused.
+  Widths the policy chooses are multiples of --round-to (${DEFAULT_ROUND_TO}), and hidden_size a
+  multiple of num_attention_heads (transformers 5 refuses other Llama/Mistral/Qwen2 configs); a
+  width too small for that steps by the largest power of two below --round-to that fits, and the
+  plan says so, with what rounding cost against the unrounded choice. --target sizes are taken
+  as given (the plan notes those that miss either rule).
+--params-convention total (the default) counts every tensor, a tied lm_head once; no-lm-head
+  counts without an untied lm_head, as the seed's Bielik-11B 11.04B -> 7.35B does.
 --depth importance drops the layers with the lowest Block Importance wherever they are;
   contiguous drops the consecutive block with the smallest summed Block Importance.
 
@@ -116,6 +151,9 @@ export function registerPruneCommand(program: Command): void {
     .option('--target <axes>', 'sizes to reach, e.g. "num_hidden_layers=40,intermediate_size=11264" (any subset of the axes)')
     .option('--params <n>', 'parameter budget: a count (> 1) or a fraction of the original (0 < n <= 1)')
     .addOption(new Option('--depth <mode>', 'which layers go when num_hidden_layers shrinks').choices(['importance', 'contiguous']).default('importance'))
+    .option('--round-to <n>', 'pruned widths chosen by --params are multiples of n (1: no rounding)', String(DEFAULT_ROUND_TO))
+    .addOption(new Option('--params-convention <c>', 'how --params counts: total (every tensor) or no-lm-head (without an untied lm_head, the seed\'s 11.04B -> 7.35B)')
+      .choices(['total', 'no-lm-head']).default('total'))
     .option('--json', 'print the prune report as JSON (nothing else on stdout)')
     .option('--no-report', `write no ${PRUNE_REPORT_DIR}/ folder (charts and tables) into the output`)
     .addHelpText('after', HELP)

@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { parseNumber } from './args.ts';
 import { progressBar, formatSeconds, type Progress } from './progress.ts';
-import { parseDepth, parseParams, parseTarget, PRUNE_AXES } from '../prune/plan.ts';
+import { parseDepth, parseParams, parseParamsConvention, parseTarget, PRUNE_AXES } from '../prune/plan.ts';
+import { DEFAULT_ROUND_TO, parseRoundTo } from '../prune/rounding.ts';
 import { search, SEARCH_DEFAULTS, type SearchOptions, type SearchReport, type SearchSpace } from '../prune/search.ts';
 
 export const SEARCH_CLI_DEFAULTS = { valTokens: 16384, seqLen: 512, microBatch: 4, distillSteps: 0, distillLr: 1e-4 } as const;
@@ -16,10 +17,12 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const SHORT: Record<string, string> = { num_hidden_layers: 'layers', hidden_size: 'hidden', num_attention_heads: 'heads', intermediate_size: 'MLP' };
 
 /** The line printed before the first candidate: the space, the budget and what is evaluated. */
-export function formatSpace(space: SearchSpace, budget: number, divisors: Record<string, number>, o: Pick<SearchOptions, 'maxWidthPruning' | 'maxDepthPruning' | 'distillSteps'>): string {
+export function formatSpace(space: SearchSpace, budget: number, divisors: Record<string, number>,
+  o: Pick<SearchOptions, 'maxWidthPruning' | 'maxDepthPruning' | 'distillSteps' | 'paramsConvention'>): string {
   const steps = PRUNE_AXES.map((a) => `${SHORT[a]} ${space.choices[a].length} (step ${divisors[a]})`).join(', ');
   return `search: ${fmt(space.enumerated)} architectures within the bounds (width <= ${pct(o.maxWidthPruning)}, depth <= ${pct(o.maxDepthPruning)}; sizes per axis: ${steps}); `
-    + `${fmt(space.withinBudget)} fit ${fmt(budget)} parameters; evaluating the ${space.candidates.length} largest`
+    + (space.notDivisible > 0 ? `${fmt(space.notDivisible)} left out (hidden_size not a multiple of the heads); ` : '')
+    + `${fmt(space.withinBudget)} fit ${fmt(budget)} parameters${o.paramsConvention === 'no-lm-head' ? ' (without the lm_head)' : ''}; evaluating the ${space.candidates.length} largest`
     + (o.distillSteps > 0 ? `, each after ${o.distillSteps} distillation step${o.distillSteps === 1 ? '' : 's'}` : '');
 }
 
@@ -39,9 +42,10 @@ export function formatSearch(r: SearchReport, outDir: string): string {
   return [
     line(head), ...rows.map(line),
     `original: ${PRUNE_AXES.map((a) => `${SHORT[a]} ${o.sizes[a]}`).join(', ')}; ${fmt(o.params)} parameters, loss ${o.loss.toFixed(4)} `
-      + `on ${fmt(r.validation.tokens)} validation tokens`,
+      + `on ${fmt(r.validation.tokens)} validation tokens${r.params_convention === 'no-lm-head' ? ' (parameters counted without the lm_head)' : ''}`,
     `ranked by ${r.ranked_by === 'loss_distilled' ? `the loss after ${r.distill!.steps} distillation steps` : 'the loss right after pruning'}; `
       + `winner: candidate ${w.candidate} (${PRUNE_AXES.map((a) => `${a}=${w.sizes[a]}`).join(',')}), ${fmt(w.params)} parameters`,
+    ...r.rounding.notes.map((n) => `note: ${n}`),
     `wrote ${outDir}: ${r.files.join(', ')}${r.distill ? ' (the pruned weights; the distill steps only ranked the candidates)' : ''} in ${formatSeconds(r.seconds)}`,
   ].join('\n');
 }
@@ -54,10 +58,15 @@ does), and writes the best one as a Hugging Face folder with search_report.json.
 
 Sizes per axis: the original, and every multiple of the axis's step down to the bound:
   - num_hidden_layers: step 1, at most --max-depth-pruning (20%) of the layers removed;
-  - hidden_size, intermediate_size: step = the largest power of two up to 64 that cuts the axis
-    into at least 16 steps (64 from 1024 up), at most --max-width-pruning (40%) removed;
+  - hidden_size, intermediate_size: step --round-to (${DEFAULT_ROUND_TO}, as ModelOpt), at most
+    --max-width-pruning (40%) removed; a width with no multiple of --round-to within that bound
+    steps by the largest power of two below it that has one (printed as a note);
   - num_attention_heads: multiples of num_key_value_heads (KV heads are never pruned), 40%.
   --divisors hidden_size=256,intermediate_size=512 sets other steps (ModelOpt's current ones).
+  Combinations whose hidden_size is not a multiple of num_attention_heads are left out
+  (transformers 5 refuses such Llama/Mistral/Qwen2 configs).
+--params-convention total (default) counts every tensor, a tied lm_head once; no-lm-head counts
+  without an untied lm_head, as the seed's Bielik-11B 11.04B -> 7.35B does.
 Candidates: every combination with at most --params parameters, largest first, the first
 --top-k (10). DATA_DIR is a folder from \`kompresor data prepare\` made with this model's
 tokenizer: its validation split (first --val-tokens tokens, stored order) ranks the candidates,
@@ -70,7 +79,7 @@ See docs/pruning.md.`;
 
 interface SearchFlags {
   scores: string; params: string; data: string; out: string; topK: string; maxWidthPruning: string; maxDepthPruning: string;
-  divisors?: string; depth: string; valTokens: string; seqLen: string; microBatch: string; distillSteps: string; distillLr: string;
+  divisors?: string; roundTo: string; paramsConvention: string; depth: string; valTokens: string; seqLen: string; microBatch: string; distillSteps: string; distillLr: string;
   seed: string; report: boolean; json?: boolean;
 }
 
@@ -83,6 +92,7 @@ export function searchOptions(modelDir: string, f: SearchFlags): SearchOptions {
     maxWidthPruning: parseNumber(f.maxWidthPruning, '--max-width-pruning', { min: 0, max: 0.999 }),
     maxDepthPruning: parseNumber(f.maxDepthPruning, '--max-depth-pruning', { min: 0, max: 0.999 }),
     divisors: f.divisors !== undefined ? parseTarget(f.divisors, '--divisors') : undefined,
+    roundTo: parseRoundTo(f.roundTo), paramsConvention: parseParamsConvention(f.paramsConvention),
     depth: parseDepth(f.depth),
     valTokens: int(f.valTokens, '--val-tokens', 1), seqLen: int(f.seqLen, '--seq-len', 2), microBatch: int(f.microBatch, '--micro-batch', 1),
     distillSteps: int(f.distillSteps, '--distill-steps', 0), distillLr: parseNumber(f.distillLr, '--distill-lr', { min: 1e-12 }),
@@ -103,6 +113,9 @@ export function registerSearchCommand(program: Command): void {
     .option('--max-width-pruning <p>', 'largest share of hidden_size, heads and intermediate_size removed', String(SEARCH_DEFAULTS.maxWidthPruning))
     .option('--max-depth-pruning <p>', 'largest share of the layers removed', String(SEARCH_DEFAULTS.maxDepthPruning))
     .option('--divisors <axes>', 'size steps replacing the defaults, e.g. "hidden_size=256,intermediate_size=512"')
+    .option('--round-to <n>', 'default step of hidden_size and intermediate_size (1: every size)', String(DEFAULT_ROUND_TO))
+    .addOption(new Option('--params-convention <c>', 'how --params and the candidates count: total (every tensor) or no-lm-head (without an untied lm_head)')
+      .choices(['total', 'no-lm-head']).default('total'))
     .addOption(new Option('--depth <mode>', 'which layers go when num_hidden_layers shrinks').choices(['importance', 'contiguous']).default('importance'))
     .option('--val-tokens <n>', 'validation tokens per candidate (whole batches; fewer if the split is smaller)', String(d.valTokens))
     .option('--seq-len <n>', 'tokens per row (validation and distillation)', String(d.seqLen))

@@ -319,3 +319,17 @@ export function paramCount(c: ModelConfig): ParamCount {
   const lmHead = c.tieWordEmbeddings ? 0 : c.vocabSize * h;
   return { embeddings, attention, mlp, norms, lmHead, total: embeddings + attention + mlp + norms + lmHead };
 }
+
+/**
+ * How a parameter count is stated. 'total': every tensor the model holds (a tied lm_head once, as
+ * part of the embeddings). 'no-lm-head': without an untied lm_head, the convention of the seed's
+ * "Bielik-11B-v3.0 (11.04B) -> Bielik-Minitron-7B (7.35B)" and of many model cards. The two agree
+ * on tied models.
+ */
+export type ParamsConvention = 'total' | 'no-lm-head';
+export const PARAMS_CONVENTIONS: readonly ParamsConvention[] = ['total', 'no-lm-head'];
+
+/** A ParamCount stated in one convention. */
+export function countIn(p: ParamCount, convention: ParamsConvention): number {
+  return convention === 'total' ? p.total : p.total - p.lmHead;
+}

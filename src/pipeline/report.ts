@@ -27,8 +27,9 @@ const TRAINERS = ['train', 'distill', 'sft', 'dpo', 'grpo'];
 const IMPORTANCE_FIGURES = ['layers.svg', 'layers_loss.svg', 'heads.svg', 'mlp.svg', 'hidden.svg'];
 const CURVE_POINTS = 1000;
 
-export interface Components { embeddings: number; attention: number; mlp: number; norms: number; lm_head: number; total: number }
-const COMPONENTS: (keyof Components)[] = ['embeddings', 'attention', 'mlp', 'norms', 'lm_head', 'total'];
+/** total_no_lm_head: the total without an untied lm_head, the seed's convention (11.04B -> 7.35B). */
+export interface Components { embeddings: number; attention: number; mlp: number; norms: number; lm_head: number; total: number; total_no_lm_head: number }
+const COMPONENTS: (keyof Components)[] = ['embeddings', 'attention', 'mlp', 'norms', 'lm_head', 'total', 'total_no_lm_head'];
 
 export interface ModelParams { label: string; step: string | null; path: string; components: Components; sizes?: Sizes }
 export interface Sizes { num_hidden_layers: number; hidden_size: number; num_attention_heads: number; intermediate_size: number }
@@ -69,7 +70,8 @@ export interface PipelineReport {
   run_dir: string;
   teacher: { path: string | null; params: number | null; components: Components | null; step: string | null };
   student: { path: string | null; params: number | null; components: Components | null; step: string | null };
-  params: { ratio: number | null; reduction_percent: number | null; models: ModelParams[] };
+  /** ratio and reduction of the totals; without_lm_head: the same without an untied lm_head (the seed's convention). */
+  params: { ratio: number | null; reduction_percent: number | null; without_lm_head: { ratio: number | null; reduction_percent: number | null }; models: ModelParams[] };
   recovery: { average: number | null; step: string | null; tasks: RecoveryRow[]; evals: EvalRow[] };
   speedup: { decode: number | null; prefill: number | null; step: string | null; llama_cpp: { decode: number | null; prefill: number | null; step: string } | null; runs: BenchRow[] };
   training: TrainingRow[];
@@ -113,12 +115,14 @@ export function buildReport(state: PipelineState, runDir: string, svgs: Figures)
   models.push(...ctx.prunedModels());
   if (student.components) models.push({ label: 'student', step: student.step, path: student.path!, components: student.components });
   const ratio = teacher.params && student.params ? student.params / teacher.params : null;
+  const ratioNoHead = teacher.components?.total_no_lm_head && student.components ? student.components.total_no_lm_head / teacher.components.total_no_lm_head : null;
   const training = ctx.training(svgs);
   const recovery = ctx.recovery(studentPath);
   return {
     format: REPORT_FORMAT, version: 1, name: state.recipe.name, recipe: state.recipe.file, run_dir: runDir,
     teacher, student,
-    params: { ratio, reduction_percent: ratio === null ? null : 100 * (1 - ratio), models },
+    params: { ratio, reduction_percent: ratio === null ? null : 100 * (1 - ratio),
+      without_lm_head: { ratio: ratioNoHead, reduction_percent: ratioNoHead === null ? null : 100 * (1 - ratioNoHead) }, models },
     recovery,
     speedup: ctx.speedup(studentPath),
     training,
@@ -359,7 +363,8 @@ function startOf(s: StepRecord): string | null {
 
 /** inspect's {embeddings, attention, mlp, norms, lm_head} + total, or prune's ParamCount (lmHead, total). */
 function components(p: Record<string, number>, total?: number): Components {
-  return { embeddings: p.embeddings, attention: p.attention, mlp: p.mlp, norms: p.norms, lm_head: p.lm_head ?? p.lmHead ?? 0, total: total ?? p.total };
+  const lmHead = p.lm_head ?? p.lmHead ?? 0, all = total ?? p.total;
+  return { embeddings: p.embeddings, attention: p.attention, mlp: p.mlp, norms: p.norms, lm_head: lmHead, total: all, total_no_lm_head: all - lmHead };
 }
 
 function samePath(a: unknown, b: string): boolean {
@@ -383,8 +388,12 @@ interface Table { head: string[]; rows: string[][] }
 
 /** The three questions of the seed, answered from the report or marked missing. */
 function headline(r: PipelineReport): Table {
+  const signed = (x: number) => `${x >= 0 ? '−' : '+'}${Math.abs(x).toFixed(1)}%`;
+  const t = r.teacher.components, s = r.student.components;
+  const untied = t !== null && s !== null && (t.lm_head > 0 || s.lm_head > 0);
   const smaller = r.teacher.params !== null && r.student.params !== null
-    ? `${int(r.teacher.params)} → ${int(r.student.params)} parameters (${r.params.reduction_percent! >= 0 ? '−' : '+'}${Math.abs(r.params.reduction_percent!).toFixed(1)}%)`
+    ? `${int(r.teacher.params)} → ${int(r.student.params)} parameters (${signed(r.params.reduction_percent!)})`
+      + (untied ? `; without the lm_head, as the seed counts: ${int(t.total_no_lm_head)} → ${int(s.total_no_lm_head)} (${signed(r.params.without_lm_head.reduction_percent!)})` : '')
     : 'missing';
   const kept = r.recovery.average !== null ? `${pct(r.recovery.average)} of the teacher's average score (${r.recovery.tasks.length} tasks, step ${r.recovery.step})` : 'missing';
   const faster = [r.speedup.decode !== null ? `${times(r.speedup.decode)} decode on the engine` : 'engine: missing',

@@ -44,6 +44,10 @@ export interface PruneReport {
   depth: PrunePlan['depth'];
   chosen_by: PrunePlan['chosen_by'];
   params_budget: number | null;
+  /** How params_budget is counted: 'total' or 'no-lm-head' (without an untied lm_head). */
+  params_convention: PrunePlan['params_convention'];
+  /** --round-to, the policy's steps, the rounding cost and the notes (plan.ts PlanRounding). */
+  rounding: PrunePlan['rounding'];
   axes: {
     num_hidden_layers: AxisReport<number[]>;
     hidden_size: AxisReport<number[]>;
@@ -269,7 +273,7 @@ function makeReport(plan: PrunePlan, sel: Selection, dtype: FloatDtype, files: s
   const axis = <K>(ax: keyof AxisSizes, kept: K, dropped: K): AxisReport<K> => ({ before: b[ax], after: a[ax], kept, dropped });
   return {
     format: REPORT_FORMAT, version: 1, architecture: plan.architecture, dtype, depth: plan.depth,
-    chosen_by: plan.chosen_by, params_budget: plan.params_budget,
+    chosen_by: plan.chosen_by, params_budget: plan.params_budget, params_convention: plan.params_convention, rounding: plan.rounding,
     axes: {
       num_hidden_layers: axis('num_hidden_layers', sel.layers, sel.droppedLayers),
       hidden_size: axis('hidden_size', sel.hidden, droppedOf(b.hidden_size, sel.hidden)),

@@ -8,10 +8,12 @@
 // homogeneous (the same sizes in every layer). num_key_value_heads and head_dim are never pruned
 // (ModelOpt >= 0.41): query heads are removed evenly from every KV group. Kept channels are laid
 // out in importance order (ModelOpt's argsort(desc)[:k]); an axis left at its original size
-// keeps its original order, so pruning nothing changes nothing. See docs/pruning.md.
+// keeps its original order, so pruning nothing changes nothing. Widths the --params policy
+// chooses are rounded (rounding.ts); its budget is counted in --params-convention. See docs/pruning.md.
 import { KompresorError } from '../errors.ts';
-import { paramCount, type ModelConfig, type ParamCount } from '../io/hf_config.ts';
+import { countIn, paramCount, PARAMS_CONVENTIONS, type ModelConfig, type ParamCount, type ParamsConvention } from '../io/hf_config.ts';
 import { argsortDesc, type ImportanceScores, type ScoredShape } from './scores.ts';
+import { fallbackNote, parseRoundTo, targetNotes, widthStep, type RoundedAxis } from './rounding.ts';
 
 export const PRUNE_AXES = ['num_hidden_layers', 'hidden_size', 'num_attention_heads', 'intermediate_size'] as const;
 export type PruneAxis = (typeof PRUNE_AXES)[number];
@@ -28,6 +30,23 @@ export interface PruneRequest {
   /** Parameter budget: an absolute count (> 1) or a fraction of the original (0 < p <= 1). */
   params?: number;
   depth?: DepthMode;
+  /** Pruned widths the policy chooses are multiples of this (default 64; rounding.ts). */
+  roundTo?: number;
+  /** How --params counts (default 'total': every tensor; 'no-lm-head': without an untied lm_head). */
+  paramsConvention?: ParamsConvention;
+}
+
+/** What rounding did to a plan, and what it cost. */
+export interface PlanRounding {
+  round_to: number;
+  /** Each width axis the --params policy was free to shrink: the multiple its sizes were taken from. */
+  steps: { axis: RoundedAxis; step: number; multiple: number; fallback: boolean }[];
+  /** The policy's choice at step 1 (no rounding, no heads rule) and its count in the plan's convention; null without --params. */
+  unrounded: { sizes: AxisSizes; params: number } | null;
+  /** unrounded.params minus the plan's count (the parameters rounding gave up); 0 without --params. */
+  cost: number;
+  /** Fallbacks taken, and sizes that miss a rule (--target sizes are taken as given). */
+  notes: string[];
 }
 
 export interface PrunePlan {
@@ -40,8 +59,10 @@ export interface PrunePlan {
   depth: DepthMode;
   /** 'target' when every size came from the target, 'params' when the budget policy chose some. */
   chosen_by: 'target' | 'params';
-  /** The budget in absolute parameters when --params was given. */
+  /** The budget in absolute parameters when --params was given, counted in params_convention. */
   params_budget: number | null;
+  params_convention: ParamsConvention;
+  rounding: PlanRounding;
   /** Exact counts (paramCount), known before a single tensor is sliced. */
   params: { before: ParamCount; after: ParamCount };
   /** The pruned model's normalised config. */
@@ -124,6 +145,16 @@ export function parseParams(text: string, flag = '--params'): number {
   return v;
 }
 
+export function parseParamsConvention(text: string | undefined, flag = '--params-convention'): ParamsConvention {
+  const v = text ?? 'total';
+  if (!(PARAMS_CONVENTIONS as readonly string[]).includes(v)) {
+    throw planError(flag, 'a parameter count is the total or the total without the untied lm_head', {
+      expected: PARAMS_CONVENTIONS.join(' or '), found: JSON.stringify(v),
+      hint: 'no-lm-head counts as the seed does (Bielik-11B 11.04B -> 7.35B); the two agree on tied models' });
+  }
+  return v as ParamsConvention;
+}
+
 export function parseDepth(text: string | undefined, flag = '--depth'): DepthMode {
   const v = text ?? 'importance';
   if (!(DEPTH_MODES as readonly string[]).includes(v)) {
@@ -158,16 +189,27 @@ export function makePlan(cfg: ModelConfig, req: PruneRequest): PrunePlan {
       { hint: 'e.g. --target num_hidden_layers=40,intermediate_size=11264 or --params 0.67' });
   }
   checkTarget(cfg, target);
+  const convention = parseParamsConvention(req.paramsConvention);
+  const roundTo = parseRoundTo(req.roundTo);
   let after: AxisSizes = { ...before, ...target };
   let budget: number | null = null;
+  const rounding: PlanRounding = { round_to: roundTo, steps: [], unrounded: null, cost: 0, notes: [] };
   if (req.params !== undefined) {
-    budget = budgetOf(req.params, paramCount(cfg).total);
-    after = solveForParams(cfg, after, Object.keys(target) as PruneAxis[], budget);
+    budget = budgetOf(req.params, countIn(paramCount(cfg), convention));
+    const fixed = Object.keys(target) as PruneAxis[];
+    const steps = policySteps(cfg, after, fixed, roundTo);
+    after = solveForParams(cfg, after, fixed, budget, convention, steps);
+    rounding.steps = ROUNDED.filter((a) => !fixed.includes(a)).map((a) => ({ axis: a, ...steps[a] }));
+    rounding.notes = rounding.steps.filter((s) => s.fallback && after[s.axis] < before[s.axis]).map((s) =>
+      fallbackNote(s.axis, before[s.axis], s, roundTo, s.axis === 'hidden_size' ? after.num_attention_heads : undefined));
+    rounding.unrounded = unroundedChoice(cfg, { ...before, ...target }, fixed, budget, convention);
+    if (rounding.unrounded) rounding.cost = rounding.unrounded.params - countIn(paramCount(withSizes(cfg, after)), convention);
   }
+  rounding.notes.push(...targetNotes(before, after, roundTo, Object.keys(target)));
   const config = withSizes(cfg, after);
   return {
     architecture: cfg.architecture, before, after, num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim, depth,
-    chosen_by: req.params === undefined ? 'target' : 'params', params_budget: budget,
+    chosen_by: req.params === undefined ? 'target' : 'params', params_budget: budget, params_convention: convention, rounding,
     params: { before: paramCount(cfg), after: paramCount(config) }, config,
   };
 }
@@ -213,50 +255,76 @@ export function budgetOf(p: number, total: number): number {
 // ---------------------------------------------------------------------------------------------
 // the --params policy (Bielik-Minitron: depth first, then the MLP; hidden size last)
 
+const ROUNDED: readonly RoundedAxis[] = ['hidden_size', 'intermediate_size'];
+
+/** The multiple each axis steps by: layers 1; hidden_size and intermediate_size by their WidthStep
+ *  (hidden_size also a multiple of the heads, which the policy never prunes). */
+type Steps = Record<PruneAxis, { step: number; multiple: number; fallback: boolean }>;
+
+function policySteps(cfg: ModelConfig, start: AxisSizes, fixed: PruneAxis[], roundTo: number): Steps {
+  const original = sizesOf(cfg), one = { step: 1, multiple: 1, fallback: false };
+  const out: Steps = { num_hidden_layers: one, num_attention_heads: one, hidden_size: one, intermediate_size: one };
+  for (const p of PARAMS_POLICY) {
+    if (p.axis === 'num_hidden_layers' || fixed.includes(p.axis)) continue;
+    const heads = p.axis === 'hidden_size' ? start.num_attention_heads : 1;
+    out[p.axis] = widthStep(original[p.axis], Math.ceil(original[p.axis] * p.minFraction), roundTo, heads);
+  }
+  return out;
+}
+
+/** The policy's choice without rounding (every axis at step 1), for the rounding cost; null if it finds none. */
+function unroundedChoice(cfg: ModelConfig, start: AxisSizes, fixed: PruneAxis[], budget: number, convention: ParamsConvention): { sizes: AxisSizes; params: number } | null {
+  const one = { step: 1, multiple: 1, fallback: false };
+  const steps: Steps = { num_hidden_layers: one, num_attention_heads: one, hidden_size: one, intermediate_size: one };
+  const free = PARAMS_POLICY.filter((p) => !fixed.includes(p.axis));
+  const count = (s: AxisSizes) => countIn(paramCount(withSizes(cfg, s)), convention);
+  const sizes = solveFrom(start, free, sizesOf(cfg), count, budget, steps);
+  return sizes ? { sizes, params: count(sizes) } : null;
+}
+
 /**
  * Sizes meeting the budget: axes fixed by the target stay; the free axes of PARAMS_POLICY shrink
  * in order. Depth stops within one layer of the budget (a layer is a coarse step) and the next
  * axis takes the remainder; a width axis takes the largest size under the budget, or its floor
- * when that is not enough. Widths step by 64 on models with the axis >= 1024 (kernel-friendly),
- * else by 1. Refuses a budget the policy cannot reach.
+ * when that is not enough. Widths step by their multiple (policySteps). Refuses a budget the
+ * policy cannot reach.
  */
-function solveForParams(cfg: ModelConfig, start: AxisSizes, fixed: PruneAxis[], budget: number): AxisSizes {
-  const count = (s: AxisSizes) => paramCount(withSizes(cfg, s)).total;
+function solveForParams(cfg: ModelConfig, start: AxisSizes, fixed: PruneAxis[], budget: number, convention: ParamsConvention, steps: Steps): AxisSizes {
+  const count = (s: AxisSizes) => countIn(paramCount(withSizes(cfg, s)), convention);
   const free = PARAMS_POLICY.filter((p) => !fixed.includes(p.axis));
-  const solved = solveFrom(start, free, sizesOf(cfg), count, budget);
+  const solved = solveFrom(start, free, sizesOf(cfg), count, budget, steps);
   if (solved) return solved;
   const floor = { ...start };
-  for (const p of free) floor[p.axis] = Math.min(...gridOf(p.axis, sizesOf(cfg)[p.axis], start[p.axis], p.minFraction));
+  for (const p of free) floor[p.axis] = Math.min(...gridOf(sizesOf(cfg)[p.axis], start[p.axis], p.minFraction, steps[p.axis].multiple));
   throw planError('--params', PARAMS_POLICY_TEXT, {
-    expected: `at most ${fmt(budget)} parameters`,
+    expected: `at most ${fmt(budget)} parameters${convention === 'no-lm-head' ? ' (without the lm_head)' : ''}`,
     found: `at least ${fmt(count(floor))} (${PRUNE_AXES.map((a) => `${a}=${floor[a]}`).join(',')})`,
     hint: 'give the sizes with --target (alone, or together with --params to fix some axes)',
   });
 }
 
 function solveFrom(s: AxisSizes, free: readonly { axis: PruneAxis; minFraction: number }[], original: AxisSizes,
-  count: (s: AxisSizes) => number, budget: number): AxisSizes | null {
+  count: (s: AxisSizes) => number, budget: number, steps: Steps): AxisSizes | null {
   if (count(s) <= budget) return s;
   if (free.length === 0) return null;
   const [{ axis, minFraction }, ...rest] = free;
-  const vals = gridOf(axis, original[axis], s[axis], minFraction);     // descending
+  const vals = gridOf(original[axis], s[axis], minFraction, steps[axis].multiple);     // descending
   const at = (v: number): AxisSizes => ({ ...s, [axis]: v });
   const fits = vals.find((v) => count(at(v)) <= budget);
   if (rest.length === 0) return fits === undefined ? null : at(fits);
-  if (axis !== 'num_hidden_layers') return fits !== undefined ? at(fits) : solveFrom(at(vals[vals.length - 1]), rest, original, count, budget);
+  if (axis !== 'num_hidden_layers') return fits !== undefined ? at(fits) : solveFrom(at(vals[vals.length - 1]), rest, original, count, budget, steps);
   // depth: the fewest layers still at or above the budget, then one layer more at a time
   let i = vals.length - 1;
   while (i > 0 && count(at(vals[i])) < budget) i--;
   for (; i < vals.length; i++) {
-    const r = solveFrom(at(vals[i]), rest, original, count, budget);
+    const r = solveFrom(at(vals[i]), rest, original, count, budget, steps);
     if (r) return r;
   }
   return null;
 }
 
-/** Candidate sizes of one axis, descending from `current` to its floor. */
-function gridOf(axis: PruneAxis, original: number, current: number, minFraction: number): number[] {
-  const step = axis !== 'num_hidden_layers' && original >= 1024 ? 64 : 1;
+/** Candidate sizes of one axis, descending: `current`, then the multiples of `step` down to the floor. */
+function gridOf(original: number, current: number, minFraction: number, step: number): number[] {
   const lo = Math.max(step, Math.ceil(Math.ceil(original * minFraction) / step) * step);
   const vals = [current];
   for (let v = Math.floor((current - 1) / step) * step; v >= lo; v -= step) vals.push(v);

@@ -2,9 +2,12 @@
 //
 //   1. sizes per axis: multiples of a divisor (plus the original size), no smaller than
 //      (1 − max pruning) × the original — 40% for the width axes, 20% for depth by default
-//      (ModelOpt's max_width_pruning / max_depth_pruning); heads in multiples of the KV heads;
-//   2. the Cartesian product of the four axes, each candidate with its exact parameter count
-//      (paramCount, a tied head counted once);
+//      (ModelOpt's max_width_pruning / max_depth_pruning); widths in multiples of --round-to (64,
+//      with a smaller power of two on a width too small for it: rounding.ts), heads in multiples
+//      of the KV heads;
+//   2. the Cartesian product of the four axes without the combinations whose hidden_size is not
+//      a multiple of num_attention_heads (transformers 5 refuses them), each candidate with its
+//      exact parameter count (paramCount, a tied head counted once; --params-convention);
 //   3. the candidates within the budget, largest first (ties: more layers, then a wider hidden
 //      size, more heads, a wider MLP), the first top_k (10);
 //   4. each candidate pruned from the saved scores into a temporary folder (apply.ts: the very
@@ -25,7 +28,7 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError, ensure } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
-import { paramCount, type ModelConfig } from '../io/hf_config.ts';
+import { countIn, paramCount, type ModelConfig, type ParamsConvention } from '../io/hf_config.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { loadModel } from '../model/load.ts';
 import type { Decoder } from '../model/decoder.ts';
@@ -41,17 +44,13 @@ import { checkScoresMatch, loadScores, type ImportanceScores } from './scores.ts
 import { budgetOf, makePlan, scoredShapeOf, sizesOf, withSizes, PRUNE_AXES, type AxisSizes, type DepthMode, type PruneAxis } from './plan.ts';
 import { prune, type PruneReport } from './apply.ts';
 import { writePruneReport } from '../report/pruning_report.ts';
+import { DEFAULT_ROUND_TO, fallbackNote, parseRoundTo, widthStep } from './rounding.ts';
 
 export const SEARCH_REPORT_FILE = 'search_report.json';
 export const SEARCH_REPORT_FORMAT = 'kompresor-search-report';
 
 /** ModelOpt's NAS defaults (max_width_pruning, max_depth_pruning, top_k). */
 export const SEARCH_DEFAULTS = { maxWidthPruning: 0.4, maxDepthPruning: 0.2, topK: 10 } as const;
-
-/** Width divisors are powers of two up to this (ModelOpt 0.40's hidden/FFN divisor; GEMM tiles). */
-export const MAX_WIDTH_DIVISOR = 64;
-/** ...and small enough that the original width holds at least this many steps. */
-export const MIN_WIDTH_STEPS = 16;
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 
@@ -60,25 +59,26 @@ const fmt = (n: number) => n.toLocaleString('en-US');
 
 /**
  * The default step of an axis. Layers: 1. Heads: num_key_value_heads (every KV group keeps the
- * same number of query heads). hidden_size and intermediate_size: the largest power of two up to
- * 64 that still cuts the original into at least 16 steps, so 64 from 1024 up (ModelOpt 0.40's
- * divisor, a multiple of every GEMM tile and SIMD width we use), 32 from 512, ..., 2 for 32, 1
- * below 32: a 40% bound then leaves at least six sizes to choose from on any model.
+ * same number of query heads). hidden_size and intermediate_size: --round-to (64, ModelOpt's
+ * divisor), or on a width with no multiple of it within the bound, the largest power of two below
+ * it that has one (rounding.ts widthStep).
  */
-export function defaultDivisor(axis: PruneAxis, original: number, numKvHeads: number): number {
+export function defaultDivisor(axis: PruneAxis, original: number, numKvHeads: number,
+  roundTo = DEFAULT_ROUND_TO, maxPruning: number = SEARCH_DEFAULTS.maxWidthPruning): number {
   if (axis === 'num_hidden_layers') return 1;
   if (axis === 'num_attention_heads') return numKvHeads;
-  let d = 1;
-  while (d < MAX_WIDTH_DIVISOR && 2 * d * MIN_WIDTH_STEPS <= original) d *= 2;
-  return d;
+  return widthStep(original, (1 - maxPruning) * original, roundTo).step;
 }
 
+export interface DivisorOptions { roundTo: number; maxWidthPruning: number }
+const DIVISOR_DEFAULTS: DivisorOptions = { roundTo: DEFAULT_ROUND_TO, maxWidthPruning: SEARCH_DEFAULTS.maxWidthPruning };
+
 /** Divisors of every axis: the defaults, replaced by `over` where given (validated). */
-export function divisorsFor(cfg: ModelConfig, over: Partial<AxisSizes> = {}): AxisSizes {
+export function divisorsFor(cfg: ModelConfig, over: Partial<AxisSizes> = {}, d: DivisorOptions = DIVISOR_DEFAULTS): AxisSizes {
   const out = {} as AxisSizes;
   for (const a of PRUNE_AXES) {
     const v = over[a];
-    if (v === undefined) { out[a] = defaultDivisor(a, sizesOf(cfg)[a], cfg.numKvHeads); continue; }
+    if (v === undefined) { out[a] = defaultDivisor(a, sizesOf(cfg)[a], cfg.numKvHeads, d.roundTo, d.maxWidthPruning); continue; }
     if (!Number.isSafeInteger(v) || v < 1) {
       throw new KompresorError({ code: 'input_invalid', where: `--divisors ${a}`, rule: 'a divisor is a positive integer', found: JSON.stringify(v) });
     }
@@ -90,6 +90,17 @@ export function divisorsFor(cfg: ModelConfig, over: Partial<AxisSizes> = {}): Ax
     out[a] = v;
   }
   return out;
+}
+
+/** The width axes whose default step fell back below --round-to, one line each. */
+export function divisorNotes(cfg: ModelConfig, over: Partial<AxisSizes>, d: DivisorOptions): string[] {
+  const notes: string[] = [];
+  for (const a of ['hidden_size', 'intermediate_size'] as const) {
+    const original = sizesOf(cfg)[a];
+    const s = widthStep(original, (1 - d.maxWidthPruning) * original, d.roundTo);
+    if (over[a] === undefined && s.fallback) notes.push(fallbackNote(a, original, s, d.roundTo));
+  }
+  return notes;
 }
 
 /** Sizes of one axis, descending: the original, then the multiples of `divisor` >= (1 − maxPruning) × original. */
@@ -107,6 +118,8 @@ export interface SpaceOptions {
   maxDepthPruning: number;
   divisors: AxisSizes;
   topK: number;
+  /** How the budget and each candidate are counted (default 'total'). */
+  convention?: ParamsConvention;
 }
 
 export interface Candidate {
@@ -117,8 +130,10 @@ export interface Candidate {
 export interface SearchSpace {
   /** Allowed sizes per axis, descending. */
   choices: Record<PruneAxis, number[]>;
-  /** Size of the Cartesian product, and how many of its members fit the budget. */
+  /** Size of the Cartesian product, those left out because hidden_size is not a multiple of
+   *  num_attention_heads, and how many of the rest fit the budget. */
   enumerated: number;
+  notDivisible: number;
   withinBudget: number;
   /** The first top_k within the budget, largest first. */
   candidates: Candidate[];
@@ -133,24 +148,28 @@ export function searchSpace(cfg: ModelConfig, o: SpaceOptions): SearchSpace {
   for (const a of PRUNE_AXES) {
     choices[a] = axisChoices(original[a], o.divisors[a], a === 'num_hidden_layers' ? o.maxDepthPruning : o.maxWidthPruning);
   }
-  const count = (s: AxisSizes) => paramCount(withSizes(cfg, s)).total;
+  const convention = o.convention ?? 'total';
+  const count = (s: AxisSizes) => countIn(paramCount(withSizes(cfg, s)), convention);
   const fits: Candidate[] = [];
-  let enumerated = 0;
+  let enumerated = 0, notDivisible = 0, smallest: Candidate | null = null;
   for (const L of choices.num_hidden_layers) {
     for (const H of choices.hidden_size) {
       for (const nH of choices.num_attention_heads) {
         for (const F of choices.intermediate_size) {
           enumerated++;
+          // the original's own pair is kept even if it breaks the rule (it is the model as it is)
+          if (H % nH !== 0 && !(H === original.hidden_size && nH === original.num_attention_heads)) { notDivisible++; continue; }
           const sizes = { num_hidden_layers: L, hidden_size: H, num_attention_heads: nH, intermediate_size: F };
           const params = count(sizes);
           if (params <= o.budget) fits.push({ sizes, params });
+          if (smallest === null || params < smallest.params) smallest = { sizes, params };
         }
       }
     }
   }
-  if (fits.length === 0) throw unreachable(cfg, o, choices, count);
+  if (fits.length === 0) throw unreachable(cfg, o, smallest, count);
   fits.sort(byParamsDesc);
-  return { choices, enumerated, withinBudget: fits.length, candidates: fits.slice(0, o.topK) };
+  return { choices, enumerated, notDivisible, withinBudget: fits.length, candidates: fits.slice(0, o.topK) };
 }
 
 /** Params descending; ties: more layers, then wider hidden, more heads, wider MLP (deterministic). */
@@ -166,14 +185,13 @@ function checkRatio(flag: string, v: number): void {
   }
 }
 
-function unreachable(cfg: ModelConfig, o: SpaceOptions, choices: Record<PruneAxis, number[]>, count: (s: AxisSizes) => number): KompresorError {
-  const floor = {} as AxisSizes;
-  for (const a of PRUNE_AXES) floor[a] = choices[a][choices[a].length - 1];
+function unreachable(cfg: ModelConfig, o: SpaceOptions, smallest: Candidate | null, count: (s: AxisSizes) => number): KompresorError {
+  const floor = smallest?.sizes ?? sizesOf(cfg);
   return new KompresorError({
     code: 'invalid_prune_plan', where: '--params',
     rule: `the search prunes at most ${pct(o.maxWidthPruning)} of each width axis and ${pct(o.maxDepthPruning)} of the layers`,
-    expected: `at most ${fmt(o.budget)} parameters`,
-    found: `the smallest candidate has ${fmt(count(floor))} (${PRUNE_AXES.map((a) => `${a}=${floor[a]}`).join(',')}; the original has ${fmt(paramCount(cfg).total)})`,
+    expected: `at most ${fmt(o.budget)} parameters${o.convention === 'no-lm-head' ? ' (without the lm_head)' : ''}`,
+    found: `the smallest candidate has ${fmt(count(floor))} (${PRUNE_AXES.map((a) => `${a}=${floor[a]}`).join(',')}; the original has ${fmt(count(sizesOf(cfg)))})`,
     hint: 'raise --params, or allow more pruning with --max-width-pruning / --max-depth-pruning',
   });
 }
@@ -249,6 +267,10 @@ export interface SearchOptions {
   maxDepthPruning: number;
   /** Divisors replacing the defaults (defaultDivisor) on the axes given. */
   divisors?: Partial<AxisSizes>;
+  /** Pruned widths are multiples of this by default (64; a smaller power of two on a tiny width). */
+  roundTo?: number;
+  /** How --params and every candidate are counted (default 'total'). */
+  paramsConvention?: ParamsConvention;
   depth: DepthMode;
   /** Validation tokens (rounded up to whole batches of microBatch x seqLen; fewer if the split is smaller). */
   valTokens: number;
@@ -289,11 +311,17 @@ export interface SearchReport {
   architecture: string;
   depth: DepthMode;
   budget: number;
+  /** How budget, original.params and every candidate's params are counted. */
+  params_convention: ParamsConvention;
   original: { sizes: AxisSizes; params: number; loss: number };
   bounds: { max_width_pruning: number; max_depth_pruning: number };
   divisors: AxisSizes;
+  /** --round-to; the fallbacks taken; the budget the largest candidate leaves unused (what the grid costs). */
+  rounding: { round_to: number; notes: string[]; budget_unused: number };
   choices: Record<PruneAxis, number[]>;
   enumerated: number;
+  /** Combinations left out because hidden_size is not a multiple of num_attention_heads. */
+  not_divisible: number;
   within_budget: number;
   top_k: number;
   validation: { data: string; micro_batch: number; seq_len: number; batches: number; tokens: number };
@@ -315,10 +343,14 @@ export async function search(o: SearchOptions): Promise<SearchReport> {
   checkScoresMatch(scores, scoredShapeOf(cfg), o.scoresPath);
   checkOutDir(ck.dir, o.outDir);
   checkShape(cfg, o);
-  const budget = budgetOf(o.params, paramCount(cfg).total);
-  const divisors = divisorsFor(cfg, o.divisors);
-  const space = searchSpace(cfg, { budget, maxWidthPruning: o.maxWidthPruning, maxDepthPruning: o.maxDepthPruning, divisors, topK: o.topK });
-  for (const c of space.candidates) makePlan(cfg, { target: c.sizes, depth: o.depth });  // every plan valid up front
+  const convention = o.paramsConvention ?? 'total', roundTo = parseRoundTo(o.roundTo);
+  const total = countIn(paramCount(cfg), convention);
+  const budget = budgetOf(o.params, total);
+  const dOpts = { roundTo, maxWidthPruning: o.maxWidthPruning };
+  const divisors = divisorsFor(cfg, o.divisors, dOpts);
+  const space = searchSpace(cfg, { budget, maxWidthPruning: o.maxWidthPruning, maxDepthPruning: o.maxDepthPruning, divisors, topK: o.topK, convention });
+  const planOf = (c: Candidate) => makePlan(cfg, { target: c.sizes, depth: o.depth, roundTo, paramsConvention: convention });
+  for (const c of space.candidates) planOf(c);  // every plan valid up front
 
   const data = openPackedData(o.dataDir, { seed: o.seed, modelVocabSize: cfg.vocabSize });
   let work: string | null = null;
@@ -331,7 +363,7 @@ export async function search(o: SearchOptions): Promise<SearchReport> {
     const valid = data.val.batches(o.microBatch, o.seqLen, Math.max(1, Math.ceil(o.valTokens / (o.microBatch * o.seqLen))));
     const trainStart = data.train.state();
     const { originalLoss, teacher } = measureOriginal(o, valid);
-    const ctx: Ctx = { o, scores, cfg, valid, teacher, train: data.train, trainStart, total: paramCount(cfg).total };
+    const ctx: Ctx = { o, scores, cfg, valid, teacher, train: data.train, trainStart, total, planOf };
     const rows: CandidateRow[] = [];
     let best: { key: number; dir: string; candidate: number; pruned: PruneReport } | null = null;
     for (const [i, c] of space.candidates.entries()) {
@@ -359,10 +391,11 @@ export async function search(o: SearchOptions): Promise<SearchReport> {
     }
     const files = moveWinner(best.dir, o.outDir);
     const report: SearchReport = {
-      format: SEARCH_REPORT_FORMAT, version: 1, architecture: cfg.architecture, depth: o.depth, budget,
-      original: { sizes: sizesOf(cfg), params: paramCount(cfg).total, loss: originalLoss.loss },
+      format: SEARCH_REPORT_FORMAT, version: 1, architecture: cfg.architecture, depth: o.depth, budget, params_convention: convention,
+      original: { sizes: sizesOf(cfg), params: total, loss: originalLoss.loss },
       bounds: { max_width_pruning: o.maxWidthPruning, max_depth_pruning: o.maxDepthPruning },
-      divisors, choices: space.choices, enumerated: space.enumerated, within_budget: space.withinBudget, top_k: o.topK,
+      divisors, rounding: { round_to: roundTo, notes: divisorNotes(cfg, o.divisors ?? {}, dOpts), budget_unused: budget - space.candidates[0].params },
+      choices: space.choices, enumerated: space.enumerated, not_divisible: space.notDivisible, within_budget: space.withinBudget, top_k: o.topK,
       validation: { data: o.dataDir, micro_batch: o.microBatch, seq_len: o.seqLen, batches: valid.length, tokens: originalLoss.tokens },
       distill: o.distillSteps > 0
         ? { steps: o.distillSteps, lr: o.distillLr, min_lr: o.distillLr / 10, micro_batch: o.microBatch, seq_len: o.seqLen, objective: 'forward KL(teacher || student), T = 1, no LM loss' }
@@ -388,6 +421,7 @@ interface Ctx {
   train: BatchSource;
   trainStart: ReturnType<BatchSource['state']>;
   total: number;
+  planOf: (c: Candidate) => ReturnType<typeof makePlan>;
 }
 
 /**
@@ -403,7 +437,7 @@ function measureOriginal(o: SearchOptions, valid: Batch[]): { originalLoss: { lo
 async function measureCandidate(ctx: Ctx, n: number, c: Candidate, dir: string): Promise<{ row: CandidateRow; pruned: PruneReport }> {
   const t0 = performance.now();
   const { o } = ctx;
-  const pruned = prune(o.modelDir, makePlan(ctx.cfg, { target: c.sizes, depth: o.depth }), ctx.scores, dir, { scoresPath: o.scoresPath });
+  const pruned = prune(o.modelDir, ctx.planOf(c), ctx.scores, dir, { scoresPath: o.scoresPath });
   const { model } = await loadModel(dir);
   const before = validationLoss(model, ctx.valid).loss;
   let distilled: number | null = null, kd: number[] = [], diverged = false;

@@ -49,7 +49,10 @@ export interface PruningReportData {
   model: ScoredShape;
   calibration: CalibrationInfo;
   layers: LayerRow[];
-  plan?: { depth: string; chosen_by: string; params_budget: number | null; params: { before: ParamCount; after: ParamCount } };
+  plan?: {
+    depth: string; chosen_by: string; params_budget: number | null; params_convention: PruneReport['params_convention'];
+    params: { before: ParamCount; after: ParamCount }; rounding: PruneReport['rounding'];
+  };
   /** Per axis: sizes, and the share of the summed importance scores that the kept entries hold. */
   axes?: {
     num_hidden_layers: { before: number; after: number; kept: number[]; dropped: number[]; importance_kept: number };
@@ -113,7 +116,8 @@ function reportData(scores: ImportanceScores, pruned: PruneReport | null, title:
   };
   if (!pruned) return data;
   const ax = pruned.axes, keptLayers = ax.num_hidden_layers.kept;
-  data.plan = { depth: pruned.depth, chosen_by: pruned.chosen_by, params_budget: pruned.params_budget, params: pruned.params };
+  data.plan = { depth: pruned.depth, chosen_by: pruned.chosen_by, params_budget: pruned.params_budget, params_convention: pruned.params_convention,
+    params: pruned.params, rounding: pruned.rounding };
   data.axes = {
     num_hidden_layers: { ...ax.num_hidden_layers, importance_kept: shareKept(scores.layers, keptLayers) },
     hidden_size: { before: ax.hidden_size.before, after: ax.hidden_size.after, dropped: ax.hidden_size.dropped.length,
@@ -274,8 +278,11 @@ function planSection(d: PruningReportData): string[] {
     table(['component', 'before', 'after', 'after / before'], [
       row('embeddings', b.embeddings, a.embeddings), row('attention', b.attention, a.attention), row('MLP', b.mlp, a.mlp),
       row('norms', b.norms, a.norms), row('lm_head (untied)', b.lmHead, a.lmHead), row('total', b.total, a.total),
+      row('total without lm_head', b.total - b.lmHead, a.total - a.lmHead),
     ]),
-    `<p>Sizes chosen by ${p.chosen_by === 'params' ? `the --params policy (budget ${fmtInt(p.params_budget ?? 0)})` : '--target'}; depth mode ${esc(p.depth)}.</p>`,
+    `<p>Sizes chosen by ${p.chosen_by === 'params' ? `the --params policy (budget ${fmtInt(p.params_budget ?? 0)}, counted as `
+      + `${p.params_convention === 'total' ? 'the total' : 'the total without the lm_head'})` : '--target'}; depth mode ${esc(p.depth)}.</p>`,
+    ...roundingSection(p.rounding),
     '<h2>Kept and dropped per axis</h2>',
     table(['axis', 'before', 'after', 'dropped', 'score kept'], [
       ['num_hidden_layers', ax.num_hidden_layers.before, ax.num_hidden_layers.after, indexList(ax.num_hidden_layers.dropped), pct(ax.num_hidden_layers.importance_kept)],
@@ -288,6 +295,18 @@ function planSection(d: PruningReportData): string[] {
     '<p class="muted">"score kept": the share of the summed importance scores that the kept entries hold '
       + '(layers: Block Importance; heads and MLP: per kept layer). Kept indices in full: prune_report.json.</p>',
   ];
+}
+
+/** The rounding of the widths: multiples, the unrounded choice and its cost, and the notes. */
+function roundingSection(r: PruneReport['rounding']): string[] {
+  const out: string[] = [];
+  if (r.steps.length > 0) {
+    out.push(`<p>Rounding (--round-to ${r.round_to}): ${esc(r.steps.map((s) => `${s.axis} to multiples of ${s.multiple}${s.fallback ? ' (fallback)' : ''}`).join(', '))}.`
+      + (r.unrounded ? ` Unrounded, the policy would keep ${esc(Object.entries(r.unrounded.sizes).map(([k, v]) => `${k}=${v}`).join(', '))}: `
+        + `${fmtInt(r.unrounded.params)} parameters; rounding cost ${fmtInt(r.cost)}.` : '') + '</p>');
+  }
+  if (r.notes.length > 0) out.push(`<ul>${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>`);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

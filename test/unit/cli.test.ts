@@ -248,6 +248,7 @@ describe('kompresor inspect', () => {
     assert.equal(total, 15520);
     assert.equal(j.total_params, total);
     assert.deepEqual(j.params, by);
+    assert.equal(j.total_params_no_lm_head, total - 64 * 32, 'the seed\'s convention leaves out the untied [64, 32] head');
     assert.equal(j.architecture, 'LlamaForCausalLM');
     assert.deepEqual([j.config.vocab_size, j.config.hidden_size, j.config.num_hidden_layers, j.config.num_key_value_heads, j.config.tie_word_embeddings],
       [64, 32, 2, 4, false]);
@@ -261,6 +262,7 @@ describe('kompresor inspect', () => {
     assert.match(r.stdout, /^.*tied: LlamaForCausalLM$/m);
     assert.match(r.stdout, new RegExp(`^ +total +${esc(total.toLocaleString('en-US'))}$`, 'm'));
     assert.match(r.stdout, /^ +lm_head +0 +0\.0%$/m);
+    assert.match(r.stdout, new RegExp(`^ +without lm_head +${esc(total.toLocaleString('en-US'))}  \\(the seed's convention: 11\\.04B -> 7\\.35B\\)$`, 'm'), 'tied: the same count');
     assert.match(r.stdout, /^ +embeddings +2,048 +\d+\.\d%$/m);
     assert.match(r.stdout, /^ +num_key_value_heads +2$/m);
   });

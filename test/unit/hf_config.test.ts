@@ -3,7 +3,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { KompresorError } from '../../src/errors.ts';
-import { normalizeConfig, ropeTables, ropeInvFreq, paramCount, type ModelConfig } from '../../src/io/hf_config.ts';
+import { normalizeConfig, ropeTables, ropeInvFreq, paramCount, countIn, type ModelConfig } from '../../src/io/hf_config.ts';
 import { relErr, throwsWith } from '../helpers.ts';
 
 // HuggingFaceTB/SmolLM2-135M
@@ -222,5 +222,30 @@ describe('paramCount', () => {
     assert.equal(untied.lmHead, 49152 * 576);
     assert.equal(untied.attention - tied.attention, 30 * (576 + 192 * 2 + 576));
     assert.equal(untied.total - tied.total, 49152 * 576 + 30 * (576 + 384 + 576));
+  });
+
+  // Bielik-11B-v3.0 (Mistral-7B depth-upscaled): hidden 4096, 50 layers, 32/8 heads of 128, MLP
+  // 14336, vocab 32128, untied. The seed published 11.04B -> 7.35B for the cut to 40 layers and
+  // MLP 11264; those figures leave out the lm_head (with it: 11.17B -> 7.48B).
+  test('Bielik-11B and the seed\'s 7.35B shape in both conventions: 11.04B -> 7.35B is the count without the lm_head', () => {
+    const bielik = norm({ architectures: ['MistralForCausalLM'], model_type: 'mistral', vocab_size: 32128, hidden_size: 4096,
+      intermediate_size: 14336, num_hidden_layers: 50, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128, tie_word_embeddings: false });
+    const seed = { ...bielik, numLayers: 40, intermediateSize: 11264 };
+    const before = paramCount(bielik), after = paramCount(seed);
+    // by hand: per layer q,o 2·4096² + k,v 2·4096·1024 + MLP 3·4096·F + norms 2·4096; embeddings (and lm_head) 32128·4096
+    const layer = (F: number) => 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * F + 2 * 4096;
+    const embed = 32128 * 4096;
+    assert.equal(countIn(before, 'no-lm-head'), 50 * layer(14336) + 4096 + embed);
+    assert.equal(countIn(before, 'no-lm-head'), 11_037_200_384);
+    assert.equal(countIn(before, 'total'), 11_168_796_672);
+    assert.equal(countIn(after, 'no-lm-head'), 40 * layer(11264) + 4096 + embed);
+    assert.equal(countIn(after, 'no-lm-head'), 7_346_130_944);
+    assert.equal(countIn(after, 'total'), 7_477_727_232);
+    const billions = (n: number) => (n / 1e9).toFixed(2);
+    assert.deepEqual([billions(countIn(before, 'no-lm-head')), billions(countIn(after, 'no-lm-head'))], ['11.04', '7.35'], 'the seed\'s figures');
+    assert.deepEqual([billions(before.total), billions(after.total)], ['11.17', '7.48'], 'the totals do not match them');
+    assert.equal((100 * (1 - countIn(after, 'no-lm-head') / countIn(before, 'no-lm-head'))).toFixed(1), '33.4', 'the seed\'s -33.4%');
+    const tied = paramCount(norm(SMOLLM2));
+    assert.equal(countIn(tied, 'no-lm-head'), countIn(tied, 'total'), 'the conventions agree on a tied model');
   });
 });

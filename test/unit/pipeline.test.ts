@@ -54,7 +54,7 @@ test('recipe errors name the file, line, step and key, with the rule and a hint'
     ['a trainer without a budget', `${head}  - name: kd\n    command: distill\n    args:\n      teacher: \${teacher}\n      student: s\n      data: d\n`,
       'r.yaml:7 steps.kd.args: kompresor distill needs --steps or --tokens; found missing. Hint: add steps: VALUE under args'],
     ['an unknown flag', `${head}  - name: prune\n    command: prune\n    args:\n      model_dir: m\n      scores: s.json\n      targett: x\n`,
-      'r.yaml:9 steps.prune.args.targett: kompresor prune has no --targett; expected one of model_dir, scores, target, params, depth, no-report. Hint: did you mean target?'],
+      'r.yaml:9 steps.prune.args.targett: kompresor prune has no --targett; expected one of model_dir, scores, target, params, depth, round-to, params-convention, no-report. Hint: did you mean target?'],
     ['the output flag', `${head}  - name: prune\n    command: prune\n    args:\n      model_dir: m\n      scores: s.json\n      out: x\n`,
       'r.yaml:9 steps.prune.args.out: --out is set by the pipeline; expected nothing (it is runs/t/steps/prune/model). Hint: refer to it as ${steps.prune.out}'],
     ['a list for a one-value flag', `${head}  - name: prune\n    command: prune\n    args:\n      model_dir: m\n      scores: [a, b]\n`,
@@ -445,6 +445,24 @@ function fabricatedRun(runDir: string, pending: string[]): Plan {
   writeState(runDir, state);
   return plan;
 }
+
+test('parameters in the seed\'s convention too: total_no_lm_head per model, and both reductions in the headline when a head is untied', () => {
+  const runDir = path.join(tmp, 'rep-untied');
+  fabricatedRun(runDir, ['bench_llama', 'export']);
+  const tied = writePipelineReport(runDir);
+  assert.equal(tied.report.params.without_lm_head.reduction_percent, tied.report.params.reduction_percent, 'tied: the same figure');
+  assert.ok(!fs.readFileSync(tied.md, 'utf8').includes('as the seed counts'), 'tied: said once');
+  const result = (name: string, v: object) => write(path.join(runDir, 'steps', name, 'result.json'), JSON.stringify(v));
+  result('teacher_params', { model_dir: 'models/teacher', params: { embeddings: 100, attention: 400, mlp: 800, norms: 10, lm_head: 100 }, total_params: 1410 });
+  result('student_params', { model_dir: path.join(runDir, 'steps/grpo/run/final'), params: { embeddings: 100, attention: 300, mlp: 480, norms: 8, lm_head: 100 }, total_params: 988 });
+  const { report: r, md } = writePipelineReport(runDir);
+  assert.deepEqual([r.teacher.components!.total_no_lm_head, r.student.components!.total_no_lm_head], [1310, 888]);
+  assert.ok(Math.abs(r.params.reduction_percent! - 100 * (1 - 988 / 1410)) < 1e-9);
+  assert.ok(Math.abs(r.params.without_lm_head.reduction_percent! - 100 * (1 - 888 / 1310)) < 1e-9);
+  const text = fs.readFileSync(md, 'utf8');
+  assert.ok(text.includes('| How much smaller? | 1,410 → 988 parameters (−29.9%); without the lm_head, as the seed counts: 1,310 → 888 (−32.2%) |'), text.slice(0, 800));
+  assert.match(text, /\n\| total_no_lm_head \| 1,310 \| 1,008 \(76\.9%\) \| 983 \(75\.0%\) \| 888 \(67\.8%\) \|\n/);
+});
 
 test('report.json reads teacher/student params, recovery, speed-up, curves and importance charts from the steps, and marks the rest missing', () => {
   const runDir = path.join(tmp, 'rep');

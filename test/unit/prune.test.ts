@@ -301,7 +301,8 @@ test('pruning to the model\'s own sizes changes nothing: same tensors, bit-ident
 test('pruning twice from the same scores gives byte-identical folders', () => {
   const src = fixture('qwen2_bias');
   const scores = scoresFor(configOf(src), 5);
-  for (const req of [{ target: ALL4 }, { params: 0.7 }] as PruneRequest[]) {
+  // 0.75: rounded to multiples of 8 (hidden 32, MLP 16), the policy's floor holds 70.3% of the parameters
+  for (const req of [{ target: ALL4 }, { params: 0.75 }] as PruneRequest[]) {
     const one = pruneTo(src, req, scores).out, two = pruneTo(src, req, scores).out;
     const files = fs.readdirSync(one).sort();
     assert.deepEqual(fs.readdirSync(two).sort(), files);
@@ -422,7 +423,7 @@ test('plan refusals restate the rule and show the values', () => {
   refuses(() => makePlan(gqa, { params: 2.5 }), '--params: a parameter count above 1 must be a whole number (fractions of the original are at most 1); found 2.5.');
   refuses(() => makePlan(gqa, { params: 0.3 }),
     '--params: the --params policy drops at most 20% of the layers, then shrinks intermediate_size by at most 40%, then hidden_size by at most 40%, and never prunes attention heads; '
-    + 'expected at most 3,427 parameters, found at least 6,420 (num_hidden_layers=2,hidden_size=20,num_attention_heads=4,intermediate_size=10). '
+    + 'expected at most 3,427 parameters, found at least 7,992 (num_hidden_layers=2,hidden_size=24,num_attention_heads=4,intermediate_size=12). '
     + 'Hint: give the sizes with --target (alone, or together with --params to fix some axes)');
 });
 
@@ -446,6 +447,31 @@ function cli(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: ROOT, encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+test('CLI: --params-convention and --round-to: the budget\'s convention, the rounding and its cost printed and in both reports', () => {
+  const src = fixture('llama_untied');
+  const scoresPath = path.join(tmp, 'untied.scores.json');
+  saveScores(scoresPath, scoresFor(configOf(src), 4));
+  const out = freshDir('cli-round');
+  const r = cli('prune', src, '--scores', scoresPath, '--out', out, '--params', '0.8', '--params-convention', 'no-lm-head', '--round-to', '8');
+  assert.equal(r.code, 0, r.stderr);
+  const plan = makePlan(configOf(src), { params: 0.8, paramsConvention: 'no-lm-head', roundTo: 8 });
+  assert.match(r.stdout, /\n {4}without lm_head\s+13,472\s+[\d,]+\s+[\d.]+% of the original\n/, 'the total without the 2,048-parameter head');
+  assert.match(r.stdout, /\n {2}budget 10,777 parameters, counted without the untied lm_head \(--params-convention no-lm-head; the --params policy /);
+  assert.match(r.stdout, /\n {2}rounding: hidden_size to multiples of 8, intermediate_size to multiples of 4 \(--round-to 8\)\n/);
+  const u = plan.rounding.unrounded!;
+  assert.ok(r.stdout.includes(`unrounded, the policy would keep num_hidden_layers=${u.sizes.num_hidden_layers},hidden_size=${u.sizes.hidden_size},`
+    + `num_attention_heads=4,intermediate_size=${u.sizes.intermediate_size}: ${u.params.toLocaleString('en-US')} parameters; rounding cost ${plan.rounding.cost.toLocaleString('en-US')} (`));
+  assert.match(r.stdout, /\n {2}note: intermediate_size 16: no multiple of 8 lies within the pruning bound, so its pruned sizes are multiples of 4 instead\n/);
+  const json = JSON.parse(fs.readFileSync(path.join(out, 'prune_report.json'), 'utf8')) as PruneReport;
+  assert.deepEqual([json.params_convention, json.rounding, json.params_budget], ['no-lm-head', plan.rounding, 10_777]);
+  const page = JSON.parse(fs.readFileSync(path.join(out, 'report', 'report.json'), 'utf8'));
+  assert.deepEqual([page.plan.params_convention, page.plan.rounding], ['no-lm-head', plan.rounding]);
+  assert.ok(fs.readFileSync(path.join(out, 'report', 'index.html'), 'utf8').includes('rounding cost'));
+  const bad = cli('prune', src, '--scores', scoresPath, '--out', freshDir('cli-round'), '--params', '0.8', '--round-to', '0');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^kompresor: --round-to: pruned widths are rounded to a multiple of a positive integer; expected .*, found "0"\.\n$/);
+});
 
 test('CLI: kompresor prune prints the plan and counts, --json the report, refusals in one line, --help explains', () => {
   const src = fixture('qwen2_bias');
@@ -471,7 +497,8 @@ test('CLI: kompresor prune prints the plan and counts, --json the report, refusa
 
   const help = cli('prune', '--help');
   assert.equal(help.code, 0);
-  for (const phrase of ['--target <axes>', '--params <n>', 'num_key_value_heads and head_dim are never pruned', 'contiguous', 'docs/pruning.md']) {
+  for (const phrase of ['--target <axes>', '--params <n>', 'num_key_value_heads and head_dim are never pruned', 'contiguous', 'docs/pruning.md',
+    '--round-to <n>', '--params-convention <c>', 'default: "total"', 'counts without an untied lm_head']) {
     assert.ok(help.stdout.includes(phrase), `--help mentions ${phrase}`);
   }
 });

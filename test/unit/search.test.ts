@@ -95,9 +95,12 @@ describe('the search space', () => {
     }
   });
 
-  test('default divisors: layers 1, heads = KV heads, widths the largest power of two <= 64 giving >= 16 steps', () => {
+  test('default divisors: layers 1, heads = KV heads, widths --round-to (64) or the largest power of two below it with a size in the 40% bound', () => {
     const w = (n: number) => defaultDivisor('hidden_size', n, 8);
-    assert.deepEqual([4096, 1024, 1023, 896, 512, 64, 32, 31, 8].map(w), [64, 64, 32, 32, 32, 4, 2, 1, 1]);
+    // 64: no multiple of 64 or 32 in [38.4, 64), 48 of 16; 32: 24 of 8; 31: 24 of 8; 8: 6 of 2
+    assert.deepEqual([4096, 1024, 1023, 896, 512, 64, 32, 31, 8].map(w), [64, 64, 64, 64, 64, 16, 8, 8, 2]);
+    assert.deepEqual([4096, 896, 64].map((n) => defaultDivisor('hidden_size', n, 8, 32)), [32, 32, 16], '--round-to 32');
+    assert.equal(defaultDivisor('hidden_size', 64, 8, 64, 0.5), 32, 'a 50% bound lets 32 in');
     assert.equal(defaultDivisor('intermediate_size', 14336, 8), 64);
     assert.equal(defaultDivisor('num_hidden_layers', 50, 8), 1);
     assert.equal(defaultDivisor('num_attention_heads', 32, 8), 8);
@@ -178,7 +181,10 @@ describe('search', () => {
     }
     checkRanks(report, 'loss_pruned');
     assert.equal(report.enumerated, 24);
+    assert.equal(report.not_divisible, 0);
     assert.equal(report.within_budget, 18);
+    assert.equal(report.params_convention, 'total');
+    assert.deepEqual(report.rounding, { round_to: 64, notes: [], budget_unused: 120_176 - 119_680 }, 'explicit divisors: no fallback note');
     assert.ok(report.validation.tokens > 900 && report.validation.tokens <= 1024, `${report.validation.tokens} validation targets`);
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, SEARCH_REPORT_FILE), 'utf8')), report);
   });
@@ -255,7 +261,9 @@ describe('kompresor search', () => {
     ]);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split('\n');
-    assert.match(lines[0], /^search: 468 architectures within the bounds \(width <= 50\.0%, depth <= 20\.0%; sizes per axis: layers 2 \(step 1\), hidden 9 \(step 4\), heads 2 \(step 2\), MLP 13 \(step 4\)\); 388 fit 119,615 parameters; evaluating the 3 largest$/);
+    // rounded: hidden 64 has no multiple of 64 in [32, 64), so it steps by 32 (and says so); MLP 96 by 64
+    assert.match(lines[0], /^search: 16 architectures within the bounds \(width <= 50\.0%, depth <= 20\.0%; sizes per axis: layers 2 \(step 1\), hidden 2 \(step 32\), heads 2 \(step 2\), MLP 2 \(step 64\)\); 10 fit 119,615 parameters; evaluating the 3 largest$/);
+    assert.match(table.stdout, /\nnote: hidden_size 64: no multiple of 64 lies within the pruning bound, so its pruned sizes are multiples of 32 instead\n/);
     assert.match(lines[1], /^\s+#\s+layers\s+hidden\s+heads\s+intermediate\s+parameters\s+of orig\.\s+loss pruned\s+loss distilled\s+rank$/);
     assert.equal(lines.filter((l) => /^\s+\d\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d,]+\s+[\d.]+%\s+[\d.]+\s+-\s+\d( \*)?$/.test(l)).length, 3);
     assert.match(table.stdout, /; winner: candidate \d \(num_hidden_layers=\d,hidden_size=\d+,num_attention_heads=\d,intermediate_size=\d+\), [\d,]+ parameters\n/);
@@ -266,6 +274,6 @@ describe('kompresor search', () => {
     assert.deepEqual(sizesOf(openCheckpoint(at('cli-json')).config), r.candidates[r.winner - 1].sizes);
     assert.equal(bad.code, 1);
     assert.equal(bad.stderr.trimEnd().split('\n').length, 1, bad.stderr);
-    assert.match(bad.stderr, /^kompresor: --params: the search prunes at most 50% of each width axis and 20% of the layers; expected at most 34,176 parameters, found the smallest candidate has 43,392 /);
+    assert.match(bad.stderr, /^kompresor: --params: the search prunes at most 50% of each width axis and 20% of the layers; expected at most 34,176 parameters, found the smallest candidate has 49,536 /);
   });
 });
