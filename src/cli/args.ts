@@ -1,7 +1,6 @@
 // Parsing of CLI values shared by several commands, with errors that name the flag.
-import fs from 'node:fs';
-import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
+import { checkOutFile } from '../io/out_guard.ts';
 
 /** "1,2,3;4,5,6" -> [[1,2,3],[4,5,6]] */
 export function parseIds(text: string, flag = '--ids'): number[][] {
@@ -28,15 +27,7 @@ export function parseNumber(text: string, flag: string, { min = -Infinity, max =
   return v;
 }
 
-/** Refuses an output path whose folder is missing or that names a folder, before any work is done. */
-export function checkOutPath(path: string, flag = '--out'): void {
-  const dir = nodePath.dirname(nodePath.resolve(path));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new KompresorError({ code: 'file_not_found', where: `${flag} ${path}`, rule: 'the output folder must exist',
-      expected: `a folder at ${dir}`, found: fs.existsSync(dir) ? 'a file' : 'no such folder', hint: 'create the folder first' });
-  }
-  if (fs.existsSync(path) && fs.statSync(path).isDirectory()) {
-    throw new KompresorError({ code: 'input_invalid', where: `${flag} ${path}`, rule: 'the output must be a file name',
-      found: 'a folder', hint: 'name a file inside it' });
-  }
+/** The output-file guard (src/io/out_guard.ts): folder exists, not a folder, not on an input, not under /proc. */
+export function checkOutPath(path: string, flag = '--out', inputs: string[] = []): void {
+  checkOutFile(path, flag, inputs);
 }

@@ -11,6 +11,7 @@ import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
 import { loadModel } from '../model/load.ts';
 import { openPackedData } from '../data/packed_source.ts';
@@ -114,6 +115,7 @@ async function startRun(o: DistillFlags, c: Command) {
     throw new KompresorError({ code: 'input_invalid', where: 'kompresor distill', rule: 'a new run needs --teacher, --student, --data and --out', found: `${missing.join(', ')} missing`,
       hint: 'kompresor distill --teacher MODEL_DIR --student PRUNED_DIR --data DATA_DIR --out RUN_DIR --steps N' });
   }
+  checkOutDir(o.out, '--out', [o.teacher, o.student, o.data, ...(o.teacherCache ? [o.teacherCache] : [])]);
   const options = { ...DISTILL_DEFAULTS, ...parseTrainerFlags(c) } as TrainOptions;
   const kd = kdOptions(parseKdFlags(o, c));
   checkModelFolder(o.teacher, '--teacher');

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
 import { loadModel } from '../model/load.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
@@ -120,6 +121,7 @@ async function startRun(modelDir: string | undefined, o: DpoFlags, c: Command) {
     throw new KompresorError({ code: 'input_invalid', where: 'kompresor dpo', rule: 'a new run needs MODEL_DIR, --data and --out', found: `${missing} missing`,
       hint: 'kompresor dpo MODEL_DIR --data PAIRS.jsonl --out RUN_DIR --steps N' });
   }
+  checkOutDir(o.out, '--out', [modelDir, o.data, ...(o.evalData ? [o.evalData] : []), ...(o.ref ? [o.ref] : [])]);
   const options = { ...DPO_TRAIN_DEFAULTS, ...parseTrainerFlags(c) } as TrainOptions;
   const dpo = dpoLossOptions(parseDpoFlags(o, c));
   checkModelFolder(modelDir, 'MODEL_DIR');

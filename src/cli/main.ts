@@ -42,7 +42,7 @@ program.command('logits')
   .requiredOption('--out <file.json>', 'output file: {"shape":[B,T,V],"logits":[...]}')
   .action(async (dir: string, o: { ids: string; out: string }) => {
     const ids = parseIds(o.ids);
-    checkOutPath(o.out);
+    checkOutPath(o.out, '--out', [dir]);
     const r = await logitsCommand(dir, ids);
     writeFileAtomic(o.out, JSON.stringify(r));
     console.log(`wrote logits ${JSON.stringify(r.shape)} to ${o.out}`);
@@ -56,7 +56,7 @@ program.command('grads')
   .option('--json', 'print {"loss", "tensors", "out"} as JSON')
   .action(async (dir: string, o: { ids: string; out: string; json?: boolean }) => {
     const ids = parseIds(o.ids);
-    checkOutPath(o.out);
+    checkOutPath(o.out, '--out', [dir]);
     const r = await gradsCommand(dir, ids, o.out);
     if (o.json) console.log(JSON.stringify({ ...r, out: o.out }));
     else console.log(`loss ${r.loss.toFixed(6)}\nwrote ${r.tensors} gradient tensors to ${o.out}`);
@@ -118,7 +118,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof KompresorError) {
       console.error(`kompresor: ${e.message}`);
-      return 1;
+      // a run a signal stopped mid-step keeps the signal's exit code (130/143), set by the command
+      return typeof process.exitCode === 'number' && process.exitCode > 1 ? process.exitCode : 1;
     }
     if (isFileSystemError(e)) {
       // the environment refused (permissions, full disk, a folder removed mid-run): not a bug

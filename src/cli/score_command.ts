@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { loadModel } from '../model/load.ts';
 import { buildCalibration, type TxtSplit } from '../prune/calibration.ts';
 import { scoreInMemory, buildScores, arenaBytes, memoryBatchRows, BASELINE_BYTES, type LayerMetric, type ScoreRun } from '../prune/importance.ts';
@@ -65,8 +66,8 @@ export interface ScoreSummary {
 }
 
 export async function scoreCommand(o: ScoreOptions): Promise<ScoreSummary> {
-  checkOutPath(o.out);
-  if (o.report !== undefined) checkReportDir(o.report);
+  checkOutPath(o.out, '--out', [o.modelDir, ...o.data]);
+  if (o.report !== undefined) { checkOutDir(o.report, '--report', [o.modelDir, ...o.data]); checkReportDir(o.report); }
   const ck = openCheckpoint(o.modelDir);
   const cfg = ck.config;
   if (o.seqLen > cfg.maxPositionEmbeddings) {

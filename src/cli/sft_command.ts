@@ -7,6 +7,7 @@ import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
 import { loadModel } from '../model/load.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
@@ -86,6 +87,7 @@ async function startRun(modelDir: string | undefined, o: SftFlags, c: Command) {
       hint: 'kompresor sft MODEL_DIR --data FILE.jsonl --out RUN_DIR --steps N' });
   }
   checkModelFolder(modelDir, 'MODEL_DIR');
+  checkOutDir(o.out, '--out', [modelDir, o.data, ...(o.evalData ? [o.evalData] : [])]);
   const options = { ...SFT_DEFAULTS, ...parseTrainerFlags(c) } as TrainOptions;
   const meta: SftMeta = {
     command: 'sft', model: nodePath.resolve(modelDir), data: nodePath.resolve(o.data), evalData: abs(o.evalData),

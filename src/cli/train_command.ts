@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { normalizeConfig } from '../io/hf_config.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
 import { initWeights } from '../model/init.ts';
 import { loadModel } from '../model/load.ts';
@@ -65,6 +66,7 @@ async function startRun(modelDir: string | undefined, o: TrainFlags, c: Command)
     throw new KompresorError({ code: 'input_invalid', where: o.data ? '--out' : '--data', rule: 'a new run needs --data DATA_DIR and --out RUN_DIR', found: 'missing',
       hint: 'make DATA_DIR with `kompresor data prepare --input FILES --tokenizer MODEL_DIR --out DATA_DIR`' });
   }
+  checkOutDir(o.out, '--out', [modelDir, o.init, o.data].filter((p): p is string => p !== undefined));
   const options = { ...TRAIN_DEFAULTS, ...parseTrainerFlags(c) } as TrainOptions;
   const { model, config, tokenizerFrom } = modelDir ? await fromModel(modelDir) : fromConfig(o.init!, options.seed);
   const meta: TrainMeta = { command: 'train', model: abs(modelDir), init: abs(o.init), data: nodePath.resolve(o.data), tokenizerFrom: abs(tokenizerFrom) };

@@ -83,7 +83,7 @@ export interface StopSignals {
  * First SIGINT/SIGTERM: ask the loop to stop after the current step (it checkpoints and returns).
  * Second: quit at once (the last checkpoint is intact, the step in flight is lost).
  */
-export function installStopSignals(say: (line: string) => void = (l) => console.error(l)): StopSignals {
+export function installStopSignals(say: (line: string) => void = (l) => console.error(l), onFirst?: (sig: NodeJS.Signals) => void): StopSignals {
   let first: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (first) {
@@ -92,6 +92,7 @@ export function installStopSignals(say: (line: string) => void = (l) => console.
     }
     first = sig;
     say(`kompresor: ${sig} received; stopping after the current step and writing a checkpoint (send it again to quit at once)`);
+    onFirst?.(sig);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

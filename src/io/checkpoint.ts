@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { normalizeConfig, type ModelConfig } from './hf_config.ts';
+import { makeDirs } from './out_guard.ts';
 import {
   readSafetensorsHeader, readTensorF32, readTensorRowsF32, writeSafetensors, writeAtomic, writeAll, storedBytes,
   type SafetensorsHeader, type TensorInfo, type TensorToWrite, type FloatDtype,
@@ -186,7 +187,7 @@ export function saveCheckpoint(dir: string, config: Record<string, unknown>, ten
   opts: SaveOptions = {}): string[] {
   const dtype = opts.dtype ?? 'F32';
   const list = [...tensors];
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const shards = planShards(list, dtype, opts.maxShardBytes ?? 5e9);
   const written: string[] = [];
   const toWrite = (ts: SaveTensor[]): TensorToWrite[] => ts.map((t) => ({ ...t, dtype }));
