@@ -53,6 +53,7 @@ export function openCheckpoint(dir: string): Checkpoint {
   const rawConfig = readJson(configPath, 'config_invalid',
     'every Hugging Face model folder has a config.json next to its weights; copy it from the original model');
   const config = normalizeConfig(rawConfig, configPath);
+  tokenizerFilesOf(abs); // refused at opening, not after hours of training when final/ copies them
   const headers = new Map<string, SafetensorsHeader>();
   const tensors = listTensors(abs, headers);
   return {
@@ -96,6 +97,10 @@ function listTensors(dir: string, headers: Map<string, SafetensorsHeader>): Map<
   const single = nodePath.join(dir, SINGLE_FILE);
   const out = new Map<string, CheckpointTensor>();
   if (fs.existsSync(single)) {
+    if (!symlinkAllowed(dir, single)) {
+      throw new KompresorError({ code: 'checkpoint_index', where: single, rule: 'weight files must be inside the model folder',
+        expected: `a file in ${dir} (or in its hub cache's blobs/)`, found: `a symlink to ${fs.realpathSync(single)}` });
+    }
     const h = readSafetensorsHeader(single);
     headers.set(single, h);
     for (const [name, info] of h.tensors) out.set(name, { file: single, info });
@@ -148,8 +153,25 @@ function resolveShard(dir: string, indexPath: string, fileName: string): string 
     throw new KompresorError({ code: 'file_not_found', where: file, rule: `every shard named in ${INDEX_FILE} must exist`,
       found: 'no such file', hint: 'the download is incomplete; fetch the missing shard' });
   }
-  if (!isInside(fs.realpathSync(dir), fs.realpathSync(file))) throw escape('a symlink leading out of the folder');
+  if (!symlinkAllowed(dir, file)) throw escape('a symlink leading out of the folder (and not into a hub cache\'s blobs/)');
   return file;
+}
+
+/**
+ * The symlink rule for every file read from or copied out of a model folder: the file's real
+ * path must be inside the folder's real path, or, when the folder is a Hugging Face hub snapshot
+ * (<repo>/snapshots/<revision>/, where every file is a symlink to ../../blobs/<hash>), inside that
+ * repository's blobs/ folder. Anything else (/etc/passwd, ~/.ssh/id_rsa, another model) is refused.
+ */
+export function symlinkAllowed(dir: string, file: string): boolean {
+  const realFile = fs.realpathSync(file);
+  if (isInside(fs.realpathSync(dir), realFile)) return true;
+  for (const snapshot of new Set([nodePath.resolve(dir), fs.realpathSync(dir)])) {
+    if (nodePath.basename(nodePath.dirname(snapshot)) !== 'snapshots') continue;
+    const blobs = nodePath.join(nodePath.dirname(nodePath.dirname(snapshot)), 'blobs');
+    if (fs.existsSync(blobs) && isInside(fs.realpathSync(blobs), realFile)) return true;
+  }
+  return false;
 }
 
 function isInside(dir: string, file: string): boolean {
@@ -187,6 +209,7 @@ export function saveCheckpoint(dir: string, config: Record<string, unknown>, ten
   opts: SaveOptions = {}): string[] {
   const dtype = opts.dtype ?? 'F32';
   const list = [...tensors];
+  const tokenizerFiles = opts.tokenizerFrom ? tokenizerFilesOf(opts.tokenizerFrom) : [];
   makeDirs(dir);
   const shards = planShards(list, dtype, opts.maxShardBytes ?? 5e9);
   const written: string[] = [];
@@ -209,7 +232,7 @@ export function saveCheckpoint(dir: string, config: Record<string, unknown>, ten
   removeStaleWeights(dir, new Set(written));
   writeJsonAtomic(nodePath.join(dir, 'config.json'), config);
   written.push('config.json');
-  if (opts.tokenizerFrom) written.push(...copyTokenizerFiles(opts.tokenizerFrom, dir));
+  if (opts.tokenizerFrom) written.push(...copyTokenizerFiles(opts.tokenizerFrom, dir, tokenizerFiles));
   return written;
 }
 
@@ -244,12 +267,24 @@ function removeStaleWeights(dir: string, keep: Set<string>): void {
   }
 }
 
-function copyTokenizerFiles(from: string, to: string): string[] {
+/** The tokenizer files of `from` that exist, each checked by the symlink rule (before anything is written). */
+function tokenizerFilesOf(from: string): string[] {
+  const found = TOKENIZER_FILES.filter((f) => fs.existsSync(nodePath.join(from, f)));
+  for (const f of found) {
+    if (!symlinkAllowed(from, nodePath.join(from, f))) {
+      throw new KompresorError({ code: 'tokenizer_invalid', where: nodePath.join(from, f), rule: 'files copied out of a model folder must be inside it',
+        expected: `a file in ${from} (or in its hub cache's blobs/)`, found: `a symlink to ${fs.realpathSync(nodePath.join(from, f))}`,
+        hint: 'outputs get published; replace the symlink with the real file, or remove it' });
+    }
+  }
+  return found;
+}
+
+function copyTokenizerFiles(from: string, to: string, files: string[]): string[] {
   if (nodePath.resolve(from) === nodePath.resolve(to)) return [];
   const copied: string[] = [];
-  for (const f of TOKENIZER_FILES) {
+  for (const f of files) {
     const src = nodePath.join(from, f);
-    if (!fs.existsSync(src)) continue;
     const bytes = fs.readFileSync(src);
     writeAtomic(nodePath.join(to, f), (fd) => writeAll(fd, bytes));
     copied.push(f);
