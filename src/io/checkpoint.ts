@@ -56,6 +56,7 @@ export function openCheckpoint(dir: string): Checkpoint {
   tokenizerFilesOf(abs); // refused at opening, not after hours of training when final/ copies them
   const headers = new Map<string, SafetensorsHeader>();
   const tensors = listTensors(abs, headers);
+  checkSizesAgainstTensors(config, tensors, abs);
   return {
     dir: abs, config, rawConfig, tensors,
     read(name, out) {
@@ -74,6 +75,34 @@ export function openCheckpoint(dir: string): Checkpoint {
         rule: 'the tensor must be in the checkpoint', found: `${tensors.size} tensors without it` });
     }
     return t;
+  }
+}
+
+/**
+ * config.json's sizes against the tensor headers, before anything is sized by them: the
+ * embedding gives vocab_size x hidden_size, the layer indices num_hidden_layers, layer 0's
+ * projections the heads and intermediate_size. (Missing tensors are named later, by the load.)
+ */
+function checkSizesAgainstTensors(c: ModelConfig, tensors: Map<string, CheckpointTensor>, dir: string): void {
+  let layers = 0;
+  for (const name of tensors.keys()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  const checks: [string, string, number[]][] = [
+    ['model.embed_tokens.weight', 'vocab_size, hidden_size', [c.vocabSize, c.hiddenSize]],
+    ['model.layers.0.self_attn.q_proj.weight', 'num_attention_heads x head_dim, hidden_size', [c.numHeads * c.headDim, c.hiddenSize]],
+    ['model.layers.0.self_attn.k_proj.weight', 'num_key_value_heads x head_dim, hidden_size', [c.numKvHeads * c.headDim, c.hiddenSize]],
+    ['model.layers.0.mlp.gate_proj.weight', 'intermediate_size, hidden_size', [c.intermediateSize, c.hiddenSize]],
+  ];
+  const bad = (key: string, expected: string, found: string) => new KompresorError({ code: 'config_invalid', where: `${dir}/config.json: ${key}`,
+    rule: 'config.json\'s sizes must match the weights', expected, found, hint: 'the config does not belong to these weights; restore the model\'s own config.json' });
+  if (layers > 0 && layers !== c.numLayers) throw bad('num_hidden_layers', `${c.numLayers} layers`, `weights for ${layers} (model.layers.0-${layers - 1})`);
+  for (const [name, keys, want] of checks) {
+    const shape = tensors.get(name)?.info.shape;
+    if (shape && (shape.length !== 2 || shape[0] !== want[0] || shape[1] !== want[1])) {
+      throw bad(keys, `${name} of shape ${JSON.stringify(want)}`, JSON.stringify(shape));
+    }
   }
 }
 

@@ -225,3 +225,38 @@ describe('symlinks in model folders', () => {
     assert.equal(fs.existsSync(out), false, 'nothing written');
   });
 });
+
+// fuzz report D4: absurd sizes crashed with stacks or a heap OOM (1e9 layers: 49 s, 4.6 GB)
+describe('config sizes against the weights, before any allocation', () => {
+  const FIXTURE = path.join(import.meta.dirname, '../fixtures/llama_tied_gqa');
+  const withConfig = (edit: Record<string, unknown>) => {
+    const dir = fresh('cfg');
+    fs.cpSync(FIXTURE, dir, { recursive: true });
+    const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...c, ...edit }));
+    return dir;
+  };
+
+  test('sizes beyond any real model are refused by name, at once', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ num_hidden_layers: 1e9 }, /config\.json: num_hidden_layers: num_hidden_layers must be at most 4096 \(larger than any real model\); expected at most 4096, found 1000000000\.$/],
+      [{ hidden_size: 2 ** 40 }, /config\.json: hidden_size: hidden_size must be at most 131072/],
+      [{ vocab_size: 2 ** 45 }, /vocab_size must be at most 16777216/],
+      [{ intermediate_size: 2 ** 30 }, /intermediate_size must be at most 1048576/],
+      [{ num_attention_heads: 2 ** 30, num_key_value_heads: 2 ** 30 }, /num_attention_heads must be at most 4096/],
+    ];
+    for (const [edit, re] of cases) {
+      const t0 = performance.now();
+      throwsWith(() => openCheckpoint(withConfig(edit)), 'config_invalid', re);
+      assert.ok(performance.now() - t0 < 2000, JSON.stringify(edit));
+    }
+  });
+
+  test('sizes within the limits but not those of the weights name the key and the tensor', () => {
+    throwsWith(() => openCheckpoint(withConfig({ num_hidden_layers: 4000 })), 'config_invalid',
+      /config\.json: num_hidden_layers: config\.json's sizes must match the weights; expected 4000 layers, found weights for 2 \(model\.layers\.0-1\)\./);
+    throwsWith(() => openCheckpoint(withConfig({ vocab_size: 100000 })), 'config_invalid',
+      /config\.json: vocab_size, hidden_size: config\.json's sizes must match the weights; expected model\.embed_tokens\.weight of shape \[100000,32\], found \[\d+,32\]/);
+    throwsWith(() => openCheckpoint(withConfig({ intermediate_size: 50000 })), 'config_invalid', /intermediate_size, hidden_size: .*expected model\.layers\.0\.mlp\.gate_proj\.weight of shape \[50000,32\]/);
+  });
+});
