@@ -6,6 +6,7 @@ import { KompresorError, renderError } from '../errors.ts';
 import { parseIds, parseNumber, checkOutPath } from './args.ts';
 import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCommand } from './engine_commands.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { allowNonFinite } from '../io/finite.ts';
 import { registerDataCommands } from './data_command.ts';
 import { registerPruneCommand } from './prune_commands.ts';
 import { registerScoreCommand } from './score_command.ts';
@@ -24,7 +25,9 @@ const program = new Command();
 program
   .name('kompresor')
   .description('Minitron-style compression of Hugging Face decoder models on a CPU: score, prune, distill, align, eval, export.')
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  .option('--allow-nonfinite', 'load weights that hold NaN or Infinity (refused by default; for inspecting a broken checkpoint)')
+  .hook('preAction', () => allowNonFinite(program.opts().allowNonfinite === true));
 
 program.command('inspect')
   .description('Architecture and exact parameter counts per component (embeddings, attention, MLP, norms, lm_head).')

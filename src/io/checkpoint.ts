@@ -6,6 +6,7 @@ import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { normalizeConfig, type ModelConfig } from './hf_config.ts';
 import { makeDirs } from './out_guard.ts';
+import { checkFinite } from './finite.ts';
 import {
   readSafetensorsHeader, readTensorF32, readTensorRowsF32, writeSafetensors, writeAtomic, writeAll, storedBytes,
   type SafetensorsHeader, type TensorInfo, type TensorToWrite, type FloatDtype,
@@ -61,11 +62,15 @@ export function openCheckpoint(dir: string): Checkpoint {
     dir: abs, config, rawConfig, tensors,
     read(name, out) {
       const t = find(name);
-      return readTensorF32(headers.get(t.file)!, t.info, out);
+      const v = readTensorF32(headers.get(t.file)!, t.info, out);
+      checkFinite(v, name, t.file, t.info.shape);
+      return v;
     },
     readRows(name, row0, rows, out) {
       const t = find(name);
-      return readTensorRowsF32(headers.get(t.file)!, t.info, row0, rows, out);
+      const v = readTensorRowsF32(headers.get(t.file)!, t.info, row0, rows, out);
+      checkFinite(v, name, t.file, t.info.shape, row0);
+      return v;
     },
   };
   function find(name: string): CheckpointTensor {
