@@ -22,7 +22,9 @@ export function parseNumber(text: string, flag: string, { min = -Infinity, max =
   const v = text.trim() === '' ? NaN : Number(text); // Number('') would be 0
   if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
     const kind = integer ? 'an integer' : 'a number';
-    throw new KompresorError({ code: 'input_invalid', where: flag, rule: `${flag} takes ${kind} in [${min}, ${max}]`, found: JSON.stringify(text) });
+    // the same words as the trainers' options: "an integer >= 0", not "in [0, Infinity]"
+    const range = min === -Infinity && max === Infinity ? '' : max === Infinity ? ` >= ${min}` : min === -Infinity ? ` <= ${max}` : ` in [${min}, ${max}]`;
+    throw new KompresorError({ code: 'input_invalid', where: flag, rule: `${flag} takes ${kind}${range}`, found: JSON.stringify(text) });
   }
   return v;
 }

@@ -19,6 +19,7 @@ import nodePath from 'node:path';
 import YAML from 'yaml';
 import { Template } from '@huggingface/jinja';
 import { KompresorError } from '../errors.ts';
+import { readUtf8File } from '../io/text_file.ts';
 import { GREEDY, type SamplingOptions } from '../model/sampling.ts';
 import { DEFAULT_METRICS, METRICS, type Aggregation, type ExactMatchOptions } from './metrics.ts';
 import type { SamplerName } from './fewshot.ts';
@@ -323,7 +324,7 @@ function loadSplits(cfg: Record<string, unknown>, file: string, needFewshot: boo
 /** Docs of a .jsonl (one JSON object per line) or .json (a list of objects) file. */
 export function readDocs(path: string, taskFile: string): Doc[] {
   if (!fs.existsSync(path)) throw new KompresorError({ code: 'file_not_found', where: `${taskFile}: data ${path}`, rule: 'the split file must exist', found: 'no such file' });
-  const text = fs.readFileSync(path, 'utf8');
+  const text = readUtf8File(path);
   const fail = (where: string, found: string) => new KompresorError({ code: 'input_invalid', where, rule: 'each doc must be a JSON object', found });
   if (path.endsWith('.json')) {
     let v: unknown;
