@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { parseNumber } from './args.ts';
 import { latestCheckpoint, readTrainState, type TrainState } from '../train/run_checkpoint.ts';
+import { checkTrainState } from '../train/state_check.ts';
 import { progressBar, formatSeconds, type Progress } from './progress.ts';
 import { TRAIN_DEFAULTS, totalSteps, type TrainOptions } from '../train/options.ts';
 import type { TrainResult } from '../train/trainer.ts';
@@ -140,6 +141,7 @@ export function resumeState(runDir: string, command: string): { dir: string; sta
       hint: 'the run stopped before its first checkpoint (or this is not a run folder); start it again' });
   }
   const state = readTrainState(dir);
+  checkTrainState(state, dir);
   const saved = String((state.meta as { command?: unknown }).command);
   if (saved !== command) {
     throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: `kompresor ${command} resumes runs it started`, found: `a run of "${saved}"`,

@@ -12,6 +12,7 @@ import { readManifest } from '../../src/data/manifest.ts';
 import { readJsonl } from '../../src/align/data.ts';
 import { readPromptFile } from '../../src/align/grpo_data.ts';
 import { parseNumber } from '../../src/cli/args.ts';
+import { resumeState } from '../../src/cli/trainer_flags.ts';
 import { kompresor } from '../cli_run.ts';
 import { tempDir, throwsWith } from '../helpers.ts';
 
@@ -65,4 +66,16 @@ test('D22: a device is not called a folder; a data file given as --data is named
   fs.writeFileSync(file, '{}\n');
   throwsWith(() => readManifest(file), 'input_invalid',
     /train\.jsonl: the data is a folder made by `kompresor data prepare`; found a file\. Hint: run `kompresor data prepare --input .*train\.jsonl --tokenizer MODEL_DIR --out DATA_DIR` and pass DATA_DIR$/);
+});
+
+test('D15: a malformed checkpoint state.json is one line naming the field (it was a TypeError stack)', () => {
+  const run = tempDir('kp-state-');
+  fs.mkdirSync(path.join(run, 'checkpoint-4'));
+  const write = (s: unknown) => fs.writeFileSync(path.join(run, 'checkpoint-4', 'state.json'), JSON.stringify(s));
+  write({ format: 'kompresor-train-state', version: 1, step: 'x' });
+  throwsWith(() => resumeState(run, 'train'), 'config_invalid',
+    /checkpoint-4\/state\.json: step: the training state must hold the fields a checkpoint writes; expected an integer >= 0, found "x"\. Hint: .*remove this checkpoint-<step> folder/);
+  write({ format: 'kompresor-train-state', version: 1, step: 4, tokens: 10, seconds: 1, loss: 1, validLoss: null, rng: 3, source: {}, objective: 'ce',
+    schedule: { totalSteps: 8, lr: 1e-3, minLr: 0, warmup: 0 }, options: {}, metrics: { bytes: 0, lines: 0 }, meta: {} });
+  throwsWith(() => resumeState(run, 'train'), 'config_invalid', /state\.json: meta\.command: .*found the key is missing\./);
 });
