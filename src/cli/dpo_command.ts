@@ -21,7 +21,7 @@ import { DpoSource, dpoEvalSource } from '../align/sources.ts';
 import { dpoObjective, computeRefLogps, cachedRefLogps, REF_CACHE_FILE } from '../align/dpo.ts';
 import { dpoLossOptions, DPO_DEFAULTS, DPO_LOSS_TYPES, type DpoLossOptions, type DpoLossType } from '../align/losses.ts';
 import { parseNumber } from './args.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState, checkSeqLen } from './trainer_flags.ts';
 import { checkModelFolder, checkVocab, describeData, abs, resumeAlignRun } from './align_common.ts';
 
 /** TRL's DPOConfig: lr 1e-6, max_length 1024, no weight decay, no warmup (spec §2). */
@@ -153,6 +153,7 @@ async function resumeRun(modelDir: string | undefined, o: DpoFlags, c: Command) 
 
 async function runDpo(runDir: string, model: Decoder, config: Record<string, unknown>, meta: DpoMeta, options: TrainOptions,
   resume: boolean, allowOptionChanges: boolean, json: boolean): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
+  checkSeqLen(options.seqLen, model.cfg.maxPositionEmbeddings);
   const tok = loadTokenizer(meta.tokenizerFrom);
   const dataOpts = { maxLength: options.seqLen, dropLong: meta.dropLong };
   const data = loadDpoData(tok, meta.data, dataOpts);

@@ -19,7 +19,7 @@ import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, totalSteps, type TrainOptions } from '../train/options.ts';
 import { readTrainState } from '../train/run_checkpoint.ts';
 import type { MetricsLine } from '../train/metrics.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, resumeState } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, resumeState, checkSeqLen } from './trainer_flags.ts';
 import { GRPO_DEFAULTS, grpoObjective, grpoEvaluate, lossOptions, rolloutOptions, builtinRewardOptions, type GrpoOptions } from '../align/grpo.ts';
 import { RolloutSource, SCALE_REWARDS, type ScaleRewards } from '../align/grpo_rollout.ts';
 import { stopRewardWorkers, DEFAULT_REWARD_TIMEOUT_S } from '../align/reward_sandbox.ts';
@@ -145,7 +145,7 @@ function parseGrpoFlags(o: Flags, c: Command, explicitOnly = false): Partial<Grp
 function trainOptions(base: Partial<TrainOptions>, g: GrpoOptions, c: Command): TrainOptions {
   if (c.getOptionValueSource('seqLen') === 'cli') {
     throw new KompresorError({ code: 'input_invalid', where: '--seq-len', rule: 'GRPO rows are prompt + completion: their length is --max-prompt-length + --max-new-tokens',
-      found: `--seq-len ${String(c.opts().seqLen)}`, hint: 'set --max-prompt-length and --max-new-tokens instead' });
+      expected: 'no --seq-len', found: `--seq-len ${String(c.opts().seqLen)}`, hint: 'set --max-prompt-length and --max-new-tokens instead' });
   }
   return { ...(base as TrainOptions), seqLen: g.maxPromptLength + g.maxNewTokens };
 }
@@ -208,7 +208,9 @@ async function runGrpo(runDir: string, meta: GrpoMeta, options: TrainOptions, re
   const prompts = readPrompts(meta.data);
   const held = meta.evalData ? readPrompts(meta.evalData).slice(0, options.evalBatches * options.microBatch) : [];
 
-  const model = resume ? new Decoder(openCheckpoint(checkpoint!).config) : (await loadModel(meta.model)).model;
+  const cfg = openCheckpoint(resume ? checkpoint! : meta.model).config;
+  checkSeqLen(options.seqLen, cfg.maxPositionEmbeddings, '--max-prompt-length + --max-new-tokens');
+  const model = resume ? new Decoder(cfg) : (await loadModel(meta.model)).model;
   const config = resume ? openCheckpoint(checkpoint!).rawConfig : JSON.parse(fs.readFileSync(nodePath.join(meta.model, 'config.json'), 'utf8')) as Record<string, unknown>;
   let reference: Decoder | null = null;
   if (g.beta > 0) {

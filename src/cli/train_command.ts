@@ -16,7 +16,7 @@ import { loadModel } from '../model/load.ts';
 import { openPackedData } from '../data/packed_source.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState, checkSeqLen } from './trainer_flags.ts';
 
 const TRAIN_HELP = `
 Run folder (--out):
@@ -91,6 +91,7 @@ async function resumeRun(modelDir: string | undefined, o: TrainFlags, c: Command
 async function runTraining(runDir: string, model: Decoder, config: Record<string, unknown>, meta: TrainMeta, options: TrainOptions,
   resume: boolean, allowOptionChanges: boolean, json: boolean): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
   const data = openPackedData(meta.data, { seed: options.seed, modelVocabSize: model.cfg.vocabSize });
+  try { checkSeqLen(options.seqLen, model.cfg.maxPositionEmbeddings, '--seq-len', data.manifest.splits.train.tokens); } catch (e) { data.close(); throw e; }
   const signals = installStopSignals();
   const startStep = resume ? resumeState(runDir, 'train').state.step : 0;
   const progress = trainingProgress('train', options, startStep, json);

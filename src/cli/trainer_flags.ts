@@ -71,6 +71,22 @@ export function parseTokens(text: string): number {
   return v;
 }
 
+/**
+ * A row of --seq-len tokens must fit the model's positions and, for prepared data, the training
+ * tokens there are: both were accepted, and --seq-len 1000000 on a 2048-position model with 136k
+ * tokens allocated 6 GB before its first step (score refused them already).
+ */
+export function checkSeqLen(seqLen: number, maxPositions: number, flag = '--seq-len', trainTokens?: number): void {
+  if (seqLen > maxPositions) {
+    throw new KompresorError({ code: 'input_invalid', where: flag, rule: 'training rows must fit the model\'s context',
+      expected: `at most max_position_embeddings = ${maxPositions}`, found: `${seqLen}`, hint: `give ${flag} ${maxPositions} or less` });
+  }
+  if (trainTokens !== undefined && seqLen > trainTokens) {
+    throw new KompresorError({ code: 'input_invalid', where: flag, rule: 'one training row needs at least --seq-len tokens of data',
+      expected: `at most the ${trainTokens} training tokens`, found: `${seqLen}`, hint: 'prepare more data, or use a shorter --seq-len' });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // signals
 

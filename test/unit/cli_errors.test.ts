@@ -12,7 +12,7 @@ import { readManifest } from '../../src/data/manifest.ts';
 import { readJsonl } from '../../src/align/data.ts';
 import { readPromptFile } from '../../src/align/grpo_data.ts';
 import { parseNumber } from '../../src/cli/args.ts';
-import { resumeState } from '../../src/cli/trainer_flags.ts';
+import { resumeState, checkSeqLen } from '../../src/cli/trainer_flags.ts';
 import { kompresor } from '../cli_run.ts';
 import { tempDir, throwsWith } from '../helpers.ts';
 
@@ -78,4 +78,17 @@ test('D15: a malformed checkpoint state.json is one line naming the field (it wa
   write({ format: 'kompresor-train-state', version: 1, step: 4, tokens: 10, seconds: 1, loss: 1, validLoss: null, rng: 3, source: {}, objective: 'ce',
     schedule: { totalSteps: 8, lr: 1e-3, minLr: 0, warmup: 0 }, options: {}, metrics: { bytes: 0, lines: 0 }, meta: {} });
   throwsWith(() => resumeState(run, 'train'), 'config_invalid', /state\.json: meta\.command: .*found the key is missing\./);
+});
+
+test('D14: a training --seq-len above max_position_embeddings or above the training tokens is refused before any allocation', () => {
+  throwsWith(() => checkSeqLen(1_000_000, 2048, '--seq-len', 136_000), 'input_invalid',
+    /^--seq-len: training rows must fit the model's context; expected at most max_position_embeddings = 2048, found 1000000\. Hint: give --seq-len 2048 or less$/);
+  throwsWith(() => checkSeqLen(1024, 2048, '--seq-len', 500), 'input_invalid', /^--seq-len: one training row needs at least --seq-len tokens of data; expected at most the 500 training tokens, found 1024\./);
+  checkSeqLen(2048, 2048, '--seq-len', 2048);
+});
+
+test('D13: bench refuses a --prompt-len beyond the context at once (a child ran 49 s into a heap OOM)', async () => {
+  const r = await kompresor(['bench', 'test/fixtures/llama_tied_gqa', '--prompt-len', '100000000', '--repeats', '1']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^kompresor: --prompt-len: the prompt and the new tokens must fit the model's context; expected --prompt-len \+ --new-tokens <= max_position_embeddings = \d+ \(test\/fixtures\/llama_tied_gqa\), found 100000000 \+ \d+\.\n$/);
 });
