@@ -7,6 +7,7 @@ import nodePath from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { KompresorError } from '../errors.ts';
+import { renderSandboxed } from './template_sandbox.ts';
 
 export interface ChatMessage {
   role: string;
@@ -62,8 +63,8 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
   const specials = specialTokenStrings(tokConfig);
   const idOf = (t: string | undefined) => (t === undefined ? null : tok.token_to_id(t) ?? null);
   const template = findTemplate(dir, tokConfig);
-  let compiled: Template | null = null;
-  const marked = new Map<string, Template>();
+  let compiled: string | null = null;
+  const marked = new Map<string, string>();
   const bosTokenId = idOf(specials.bos_token as string | undefined);
   const tokEos = idOf(specials.eos_token as string | undefined);
   return {
@@ -252,23 +253,23 @@ function noTemplate(dir: string): KompresorError {
     hint: 'use an instruct/chat model folder, add its chat_template.jinja, or run without --chat' });
 }
 
-function compile(t: TemplateSource): Template {
+/** Parses the template here (one-line errors), returns its text for the sandbox to render. */
+function compile(t: TemplateSource): string {
   try {
-    return new Template(t.text);
+    new Template(t.text); // eslint-disable-line no-new
+    return t.text;
   } catch (e) {
     throw new KompresorError({ code: 'chat_template', where: t.source, rule: 'the chat template must parse', found: (e as Error).message });
   }
 }
 
-function render(tpl: Template, source: string, messages: ChatMessage[], specials: Record<string, unknown>,
+function render(text: string, source: string, messages: ChatMessage[], specials: Record<string, unknown>,
   opts: ChatTemplateOptions | undefined): string {
-  try {
-    // bos/eos_token default to '' so templates that print them unconditionally still render
-    return tpl.render({ bos_token: '', eos_token: '', ...specials, ...opts?.extra, messages,
-      add_generation_prompt: opts?.addGenerationPrompt ?? false });
-  } catch (e) {
-    // raise_exception(...) in a template lands here with the template author's message
-    throw new KompresorError({ code: 'chat_template', where: source, rule: 'the chat template must render these messages',
-      found: (e as Error).message });
-  }
+  // bos/eos_token default to '' so templates that print them unconditionally still render; the
+  // render runs in the template sandbox (time, memory and size limits)
+  const r = renderSandboxed(text, { bos_token: '', eos_token: '', ...specials, ...opts?.extra, messages,
+    add_generation_prompt: opts?.addGenerationPrompt ?? false });
+  // raise_exception(...) in a template lands here with the template author's message
+  if ('error' in r) throw new KompresorError({ code: 'chat_template', where: source, rule: 'the chat template must render these messages', found: r.error });
+  return r.out;
 }
