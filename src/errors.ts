@@ -58,7 +58,9 @@ export function renderError(f: ErrorFields): string {
   }
   s += '.';
   if (f.hint) s += ` Hint: ${f.hint}`;
-  return s.replace(/\s*\n\s*/g, ' ');
+  // one line, and no control bytes from input files (an ESC sequence in a JSONL line cleared and
+  // recoloured the terminal; NULs of a binary file spread over lines): shown as \xNN
+  return s.replace(/\s*\n\s*/g, ' ').replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).replace(/\t/g, ' ');
 }
 
 /** Throws an [ImplError] when an internal invariant does not hold. Message built lazily. */

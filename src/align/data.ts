@@ -22,6 +22,7 @@
 // turn (e.g. <|im_end|>) is inside its span, so the model learns to stop.
 import fs from 'node:fs';
 import { KompresorError } from '../errors.ts';
+import { readUtf8File, notAFile } from '../io/text_file.ts';
 import type { ChatMessage, LoadedTokenizer } from '../io/tokenizer.ts';
 
 /** One tokenized sequence: ids and a completion mask (1 = trained token), both truncated. */
@@ -65,10 +66,10 @@ interface Row { where: string; value: Record<string, unknown> }
 /** The non-blank lines of a JSONL file as objects; a line that is not a JSON object is an error. */
 export function readJsonl(file: string): Row[] {
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
-    throw new KompresorError({ code: 'file_not_found', where: file, rule: 'the data must be a JSONL file (one JSON object per line)', found: fs.existsSync(file) ? 'a folder' : 'no such file' });
+    throw new KompresorError({ code: 'file_not_found', where: file, rule: 'the data must be a JSONL file (one JSON object per line)', found: notAFile(file) });
   }
   const rows: Row[] = [];
-  fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+  readUtf8File(file).split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     const where = `${file}:${i + 1}`;
     let v: unknown;

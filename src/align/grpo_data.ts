@@ -13,6 +13,7 @@
 // line naming FILE:LINE.
 import fs from 'node:fs';
 import { KompresorError } from '../errors.ts';
+import { readUtf8File, notAFile } from '../io/text_file.ts';
 import type { ChatMessage, LoadedTokenizer } from '../io/tokenizer.ts';
 import type { DataRow } from './rewards.ts';
 
@@ -41,9 +42,9 @@ type Tok = Pick<LoadedTokenizer, 'encode' | 'applyChatTemplate' | 'hasChatTempla
 
 export function readPromptFile(file: string, tok: Tok, o: PromptFileOptions): PromptRow[] {
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
-    throw new KompresorError({ code: 'file_not_found', where: file, rule: 'the prompt data must be a JSON Lines file', found: 'no such file' });
+    throw new KompresorError({ code: 'file_not_found', where: file, rule: 'the prompt data must be a JSON Lines file', found: notAFile(file) });
   }
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const lines = readUtf8File(file).split('\n');
   const out: PromptRow[] = [];
   lines.forEach((line, i) => {
     if (line.trim() === '') return;

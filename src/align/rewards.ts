@@ -17,9 +17,8 @@
 // naming the function and the batch; the trainer's last checkpoint is untouched.
 import fs from 'node:fs';
 import nodePath from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import { KompresorError } from '../errors.ts';
+import { loadSandboxedReward, RewardStopped, DEFAULT_REWARD_TIMEOUT_S } from './reward_sandbox.ts';
 
 export type DataRow = Record<string, unknown>;
 
@@ -53,6 +52,8 @@ export interface BuiltinRewardOptions {
   /** length: L_max and L_cache in tokens. */
   lengthMax: number;
   lengthCache: number;
+  /** Modules: seconds a load or a call may take (--reward-timeout; default 30). */
+  timeoutS?: number;
 }
 
 /** The default format: the completion is one number (sign, decimal dot or comma), nothing else. */
@@ -167,7 +168,7 @@ async function loadReward(spec: string, o: BuiltinRewardOptions): Promise<Omit<R
     throw new KompresorError({ code: 'input_invalid', where: `--reward ${spec}`, rule: 'a reward is a built-in name or a module file',
       expected: `${BUILTIN_REWARDS.join(', ')} or a path such as ./my_reward.ts`, found: JSON.stringify(spec) });
   }
-  return { name: moduleName(spec), source: spec, fn: await loadRewardModule(spec), requiredFields: [] };
+  return { name: moduleName(spec), source: spec, fn: await loadRewardModule(spec, o.timeoutS), requiredFields: [] };
 }
 
 /** reward_<name> for a module: its file name without extension, lower-case, [a-z0-9_]. */
@@ -176,30 +177,26 @@ function moduleName(spec: string): string {
   return base || 'module';
 }
 
-/** The module's default export, which must be a function. */
-export async function loadRewardModule(spec: string): Promise<RewardFn> {
+/**
+ * The module's default export, which must be a function, running in its own worker thread
+ * (reward_sandbox.ts): a call that does not return within `timeoutS` seconds, or a stop signal,
+ * ends it and stops the run with one line.
+ */
+export async function loadRewardModule(spec: string, timeoutS = DEFAULT_REWARD_TIMEOUT_S): Promise<RewardFn> {
   const path = nodePath.resolve(spec);
   const where = `reward module ${spec}`;
   if (!fs.existsSync(path) || !fs.statSync(path).isFile()) {
     throw new KompresorError({ code: 'file_not_found', where, rule: 'the reward module must be a file', found: 'no such file' });
   }
-  let mod: Record<string, unknown>;
+  let r: Awaited<ReturnType<typeof loadSandboxedReward>>;
   try {
-    // TypeScript through tsx's scoped loader: a .ts file outside a "type": "module" package is
-    // compiled as CommonJS, and its exports then arrive as `default` (with __esModule set)
-    mod = (/\.[cm]?ts$/.test(path) ? await tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as Record<string, unknown>;
-    const inner = mod.default as Record<string, unknown> | undefined;
-    if (typeof inner === 'object' && inner !== null && inner.__esModule === true) mod = inner;
+    r = await loadSandboxedReward(path, timeoutS);
   } catch (e) {
-    throw new KompresorError({ code: 'input_invalid', where, rule: 'the reward module must load', found: firstLine(e),
-      hint: 'fix the module (run it with `node --import tsx` to see the full error)' });
+    const s = e instanceof RewardStopped ? e : new RewardStopped('the reward module must load', firstLine(e));
+    throw new KompresorError({ code: 'input_invalid', where, rule: s.rule, found: s.found, hint: 'a module\'s top level must finish; raise --reward-timeout if it is only slow' });
   }
-  if (typeof mod.default !== 'function') {
-    throw new KompresorError({ code: 'input_invalid', where, rule: 'the reward module must export a default function (prompts, completions, rows) => number[]',
-      found: mod.default === undefined ? 'no default export' : `a default export of type ${typeof mod.default}`,
-      hint: 'export default function reward(prompts: string[], completions: string[], rows: Record<string, unknown>[]): number[] { ... }' });
-  }
-  return mod.default as RewardFn;
+  if ('failure' in r) throw new KompresorError({ code: 'input_invalid', where, ...r.failure });
+  return r.fn as RewardFn;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,11 +223,13 @@ export async function scoreRewards(rewards: Reward[], prompts: string[], complet
     try {
       got = await r.fn(prompts, completions, rows, info);
     } catch (e) {
+      if (e instanceof RewardStopped) throw new KompresorError({ code: 'input_invalid', where, rule: `${e.rule} (${info.batch})`, found: e.found, hint: stopHint });
       throw new KompresorError({ code: 'input_invalid', where, rule: `the reward function must score ${info.batch}`, found: `it threw: ${firstLine(e)}`, hint: stopHint });
     }
+    const uncopyable = (got as { uncopyable?: string } | null)?.uncopyable; // what the worker could not send back
     if (!Array.isArray(got) && !ArrayBuffer.isView(got)) {
       throw new KompresorError({ code: 'input_invalid', where, rule: `the reward function must return one number per completion for ${info.batch}`,
-        expected: `an array of ${n} numbers`, found: describe(got), hint: stopHint });
+        expected: `an array of ${n} numbers`, found: uncopyable ?? describe(got), hint: stopHint });
     }
     const arr = Array.from(got as ArrayLike<unknown>);
     if (arr.length !== n) {

@@ -1,8 +1,7 @@
 // Parsing of CLI values shared by several commands, with errors that name the flag.
-import fs from 'node:fs';
-import nodePath from 'node:path';
 import { Option } from 'commander';
 import { KompresorError } from '../errors.ts';
+import { checkOutFile } from '../io/out_guard.ts';
 import { WEIGHTS_OPTIONS } from '../model/load.ts';
 
 /** "1,2,3;4,5,6" -> [[1,2,3],[4,5,6]] */
@@ -25,12 +24,13 @@ export function parseNumber(text: string, flag: string, { min = -Infinity, max =
   const v = text.trim() === '' ? NaN : Number(text); // Number('') would be 0
   if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
     const kind = integer ? 'an integer' : 'a number';
-    throw new KompresorError({ code: 'input_invalid', where: flag, rule: `${flag} takes ${kind} in [${min}, ${max}]`, found: JSON.stringify(text) });
+    // the same words as the trainers' options: "an integer >= 0", not "in [0, Infinity]"
+    const range = min === -Infinity && max === Infinity ? '' : max === Infinity ? ` >= ${min}` : min === -Infinity ? ` <= ${max}` : ` in [${min}, ${max}]`;
+    throw new KompresorError({ code: 'input_invalid', where: flag, rule: `${flag} takes ${kind}${range}`, found: JSON.stringify(text) });
   }
   return v;
 }
 
-/** Refuses an output path whose folder is missing or that names a folder, before any work is done. */
 /**
  * --weights-dtype: how a model that only runs forward holds its weights. 'auto' keeps a bf16/f16
  * checkpoint in 16 bits (half the memory of float32, widened inside the GEMM); 'f32' widens at load,
@@ -41,14 +41,7 @@ export function weightsDtypeOption(flag = '--weights-dtype', what = 'the model')
     .choices([...WEIGHTS_OPTIONS]).default('auto');
 }
 
-export function checkOutPath(path: string, flag = '--out'): void {
-  const dir = nodePath.dirname(nodePath.resolve(path));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new KompresorError({ code: 'file_not_found', where: `${flag} ${path}`, rule: 'the output folder must exist',
-      expected: `a folder at ${dir}`, found: fs.existsSync(dir) ? 'a file' : 'no such folder', hint: 'create the folder first' });
-  }
-  if (fs.existsSync(path) && fs.statSync(path).isDirectory()) {
-    throw new KompresorError({ code: 'input_invalid', where: `${flag} ${path}`, rule: 'the output must be a file name',
-      found: 'a folder', hint: 'name a file inside it' });
-  }
+/** The output-file guard (src/io/out_guard.ts): folder exists, not a folder, not on an input, not under /proc. */
+export function checkOutPath(path: string, flag = '--out', inputs: string[] = []): void {
+  checkOutFile(path, flag, inputs);
 }

@@ -65,6 +65,7 @@ export interface BenchSummary {
 export async function benchCommand(o: BenchOptions): Promise<BenchSummary> {
   const paths = [o.model, ...(o.vs !== undefined ? [o.vs] : [])];
   const infos = paths.map(describe);
+  checkContext(paths, o);
   const tmp = o.engine === 'llama.cpp' ? fs.mkdtempSync(nodePath.join(os.tmpdir(), 'kompresor-bench-')) : null;
   const models: BenchModel[] = [];
   try {
@@ -96,6 +97,17 @@ export async function benchCommand(o: BenchOptions): Promise<BenchSummary> {
     models,
     ratios: models.length === 2 ? ratios(models[0], models[1]) : null,
   };
+}
+
+/** Prompt + new tokens within each model's context, checked before a child runs (--prompt-len 1e8 ran it into a heap OOM). */
+function checkContext(paths: string[], o: BenchOptions): void {
+  for (const p of paths) {
+    const max = openCheckpoint(p).config.maxPositionEmbeddings;
+    if (o.promptLen + o.newTokens > max) {
+      throw new KompresorError({ code: 'input_invalid', where: '--prompt-len', rule: 'the prompt and the new tokens must fit the model\'s context',
+        expected: `--prompt-len + --new-tokens <= max_position_embeddings = ${max} (${p})`, found: `${o.promptLen} + ${o.newTokens}` });
+    }
+  }
 }
 
 function describe(dir: string): Omit<BenchModel, 'figures' | 'gguf_bytes'> {

@@ -62,7 +62,7 @@ export function registerDataCommands(program: Command): void {
         r = await prepareData({
           inputs: o.input, tokenizerDir: o.tokenizer, outDir: o.out,
           valFraction: parseNumber(o.valFraction, '--val-fraction', { min: 0, max: 1 }),
-          seed: parseNumber(o.seed, '--seed', { integer: true }),
+          seed: parseNumber(o.seed, '--seed', { min: 0, integer: true }),
           workers: parseNumber(o.workers, '--workers', { min: 0, max: 256, integer: true }),
           splitOn: o.splitOn, textField: o.textField, eosToken: o.eosToken,
           shardTokens: parseNumber(o.shardTokens, '--shard-tokens', { min: 1, integer: true }),

@@ -11,6 +11,7 @@ import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
 import { loadModel } from '../model/load.ts';
 import { openPackedData } from '../data/packed_source.ts';
@@ -20,7 +21,7 @@ import { kdOptions, type KdOptions } from '../distill/kd_head.ts';
 import { kdObjective } from '../distill/objective.ts';
 import { TeacherCache, cachedTeacher, liveTeacher, loadTeacher, teacherChecksum, type Teacher } from '../distill/teacher_cache.ts';
 import { parseNumber } from './args.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState, checkSeqLen } from './trainer_flags.ts';
 
 /** ModelOpt's distillation example: lr 1e-4 -> 1e-5 cosine, warmup 50 (spec §3). */
 export const DISTILL_DEFAULTS = { ...TRAIN_DEFAULTS, lr: 1e-4, minLr: 1e-5, warmup: 50 };
@@ -114,6 +115,7 @@ async function startRun(o: DistillFlags, c: Command) {
     throw new KompresorError({ code: 'input_invalid', where: 'kompresor distill', rule: 'a new run needs --teacher, --student, --data and --out', found: `${missing.join(', ')} missing`,
       hint: 'kompresor distill --teacher MODEL_DIR --student PRUNED_DIR --data DATA_DIR --out RUN_DIR --steps N' });
   }
+  checkOutDir(o.out, '--out', [o.teacher, o.student, o.data, ...(o.teacherCache ? [o.teacherCache] : [])]);
   const options = { ...DISTILL_DEFAULTS, ...parseTrainerFlags(c) } as TrainOptions;
   const kd = kdOptions(parseKdFlags(o, c));
   checkModelFolder(o.teacher, '--teacher');
@@ -154,6 +156,7 @@ async function resumeRun(o: DistillFlags, c: Command) {
 async function runDistill(runDir: string, student: Decoder, config: Record<string, unknown>, meta: DistillMeta, options: TrainOptions,
   resume: boolean, allowOptionChanges: boolean, json: boolean): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
   const data = openPackedData(meta.data, { seed: options.seed, modelVocabSize: student.cfg.vocabSize });
+  try { checkSeqLen(options.seqLen, student.cfg.maxPositionEmbeddings, '--seq-len', data.manifest.splits.train.tokens); } catch (e) { data.close(); throw e; }
   let cache: TeacherCache | null = null;
   let teacher: Teacher;
   try {

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
 import { loadModel } from '../model/load.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
@@ -20,7 +21,7 @@ import { DpoSource, dpoEvalSource } from '../align/sources.ts';
 import { dpoObjective, computeRefLogps, cachedRefLogps, REF_CACHE_FILE } from '../align/dpo.ts';
 import { dpoLossOptions, DPO_DEFAULTS, DPO_LOSS_TYPES, type DpoLossOptions, type DpoLossType } from '../align/losses.ts';
 import { parseNumber } from './args.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState, checkSeqLen } from './trainer_flags.ts';
 import { checkModelFolder, checkVocab, describeData, abs, resumeAlignRun } from './align_common.ts';
 
 /** TRL's DPOConfig: lr 1e-6, max_length 1024, no weight decay, no warmup (spec §2). */
@@ -120,6 +121,7 @@ async function startRun(modelDir: string | undefined, o: DpoFlags, c: Command) {
     throw new KompresorError({ code: 'input_invalid', where: 'kompresor dpo', rule: 'a new run needs MODEL_DIR, --data and --out', found: `${missing} missing`,
       hint: 'kompresor dpo MODEL_DIR --data PAIRS.jsonl --out RUN_DIR --steps N' });
   }
+  checkOutDir(o.out, '--out', [modelDir, o.data, ...(o.evalData ? [o.evalData] : []), ...(o.ref ? [o.ref] : [])]);
   const options = { ...DPO_TRAIN_DEFAULTS, ...parseTrainerFlags(c) } as TrainOptions;
   const dpo = dpoLossOptions(parseDpoFlags(o, c));
   checkModelFolder(modelDir, 'MODEL_DIR');
@@ -151,6 +153,7 @@ async function resumeRun(modelDir: string | undefined, o: DpoFlags, c: Command) 
 
 async function runDpo(runDir: string, model: Decoder, config: Record<string, unknown>, meta: DpoMeta, options: TrainOptions,
   resume: boolean, allowOptionChanges: boolean, json: boolean): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
+  checkSeqLen(options.seqLen, model.cfg.maxPositionEmbeddings);
   const tok = loadTokenizer(meta.tokenizerFrom);
   const dataOpts = { maxLength: options.seqLen, dropLong: meta.dropLong };
   const data = loadDpoData(tok, meta.data, dataOpts);

@@ -43,7 +43,7 @@ export interface EvalSummary extends EvalResults {
 }
 
 export async function evalCommand(o: EvalCommandOptions): Promise<EvalSummary> {
-  checkOutPath(o.out);
+  checkOutPath(o.out, '--out', [o.modelDir, ...(o.teacher ? [o.teacher] : []), ...o.tasks.split(',')]);
   const files = findTaskFiles(o.tasks);
   const tasks = files.map((f) => loadTask(f, o.numFewshot));
   const dup = tasks.find((t, i) => tasks.findIndex((u) => u.name === t.name) !== i);

@@ -37,7 +37,7 @@ export function registerExportCommand(program: Command): void {
     .option('--json', 'print the summary as JSON (nothing else on stdout)')
     .addHelpText('after', HELP)
     .action((dir: string, o: { gguf: string; dtype: ExportDtype; json?: boolean }) => {
-      checkOutPath(o.gguf, '--gguf');
+      checkOutPath(o.gguf, '--gguf', [dir]);
       const progress = tensorLines(!o.json);
       let s: ExportSummary;
       try {

@@ -14,13 +14,15 @@ import { loadModel } from '../model/load.ts';
 import { Decoder } from '../model/decoder.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, totalSteps, type TrainOptions } from '../train/options.ts';
 import { readTrainState } from '../train/run_checkpoint.ts';
 import type { MetricsLine } from '../train/metrics.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, resumeState } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, resumeState, checkSeqLen } from './trainer_flags.ts';
 import { GRPO_DEFAULTS, grpoObjective, grpoEvaluate, lossOptions, rolloutOptions, builtinRewardOptions, type GrpoOptions } from '../align/grpo.ts';
 import { RolloutSource, SCALE_REWARDS, type ScaleRewards } from '../align/grpo_rollout.ts';
+import { stopRewardWorkers, DEFAULT_REWARD_TIMEOUT_S } from '../align/reward_sandbox.ts';
 import { LOSS_TYPES, type LossType } from '../align/grpo_loss.ts';
 import { loadRewards, answerValue, isModuleSpec, BUILTIN_REWARDS, type Reward } from '../align/rewards.ts';
 import { readPromptFile, type PromptRow } from '../align/grpo_data.ts';
@@ -101,7 +103,8 @@ export function registerGrpoCommand(program: Command): void {
     .option('--reward <names>', `reward functions, comma-separated: ${BUILTIN_REWARDS.join(', ')} or a module path (repeatable)`, (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)])
     .option('--reward-weights <list>', 'one weight per reward function, comma-separated (default 1 each)')
     .option('--mask-truncated', 'leave completions that reached --max-new-tokens without EOS out of the loss')
-    .option('--chat', 'wrap string prompts as a user turn of the chat template');
+    .option('--chat', 'wrap string prompts as a user turn of the chat template')
+    .option('--reward-timeout <s>', 'seconds a reward module may take to load or to score one batch; past it its worker is stopped and so is the run', String(DEFAULT_REWARD_TIMEOUT_S));
   for (const [flag, key, desc] of GRPO_FLAGS) {
     const d = GRPO_DEFAULTS[key];
     if (d === null) cmd.option(flag, desc);
@@ -142,7 +145,7 @@ function parseGrpoFlags(o: Flags, c: Command, explicitOnly = false): Partial<Grp
 function trainOptions(base: Partial<TrainOptions>, g: GrpoOptions, c: Command): TrainOptions {
   if (c.getOptionValueSource('seqLen') === 'cli') {
     throw new KompresorError({ code: 'input_invalid', where: '--seq-len', rule: 'GRPO rows are prompt + completion: their length is --max-prompt-length + --max-new-tokens',
-      found: `--seq-len ${String(c.opts().seqLen)}`, hint: 'set --max-prompt-length and --max-new-tokens instead' });
+      expected: 'no --seq-len', found: `--seq-len ${String(c.opts().seqLen)}`, hint: 'set --max-prompt-length and --max-new-tokens instead' });
   }
   return { ...(base as TrainOptions), seqLen: g.maxPromptLength + g.maxNewTokens };
 }
@@ -153,13 +156,14 @@ async function startRun(modelDir: string | undefined, o: Flags, c: Command) {
     throw new KompresorError({ code: 'input_invalid', where: 'kompresor grpo', rule: 'a new run needs MODEL_DIR, --data, --reward and --out', found: `${missing.join(', ')} missing`,
       hint: 'kompresor grpo MODEL_DIR --data prompts.jsonl --reward numeric --out RUN_DIR --steps N' });
   }
+  checkOutDir(String(o.out), '--out', [modelDir!, String(o.data), ...(o.evalData ? [String(o.evalData)] : [])]);
   const grpo: GrpoOptions = { ...GRPO_DEFAULTS, ...parseGrpoFlags(o, c) };
   const options = trainOptions({ ...GRPO_TRAIN_DEFAULTS, ...parseTrainerFlags(c) }, grpo, c);
   const meta: GrpoMeta = {
     command: 'grpo', model: nodePath.resolve(modelDir!), data: nodePath.resolve(String(o.data)),
     evalData: o.evalData ? nodePath.resolve(String(o.evalData)) : null, grpo,
   };
-  return runGrpo(String(o.out), meta, options, false, false, Boolean(o.json));
+  return runGrpo(String(o.out), meta, options, false, false, Boolean(o.json), rewardTimeout(o));
 }
 
 async function resumeRun(modelDir: string | undefined, o: Flags, c: Command) {
@@ -178,16 +182,21 @@ async function resumeRun(modelDir: string | undefined, o: Flags, c: Command) {
   };
   const options = trainOptions({ ...st.options, ...changes }, grpo, c);
   const allow = Object.keys(changes).length > 0 || Object.keys(grpoChanges).length > 0;
-  return runGrpo(runDir, meta, options, true, allow, Boolean(o.json), dir);
+  return runGrpo(runDir, meta, options, true, allow, Boolean(o.json), rewardTimeout(o), dir);
+}
+
+/** --reward-timeout in seconds (not saved with the run: give it again on --resume). */
+function rewardTimeout(o: Flags): number {
+  return parseNumber(String(o.rewardTimeout ?? DEFAULT_REWARD_TIMEOUT_S), '--reward-timeout', { min: 0.1, max: 86400 });
 }
 
 async function runGrpo(runDir: string, meta: GrpoMeta, options: TrainOptions, resume: boolean, allowOptionChanges: boolean, json: boolean,
-  checkpoint?: string): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
+  timeoutS: number, checkpoint?: string): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
   const g = meta.grpo;
   const lossOpts = lossOptions(g);
   const ro = rolloutOptions(g, options);
   // everything that can be refused is checked before the model loads
-  const rewards = await loadRewards(g.rewards, g.rewardWeights ?? undefined, builtinRewardOptions(g));
+  const rewards = await loadRewards(g.rewards, g.rewardWeights ?? undefined, { ...builtinRewardOptions(g), timeoutS });
   if (!fs.existsSync(nodePath.join(meta.model, 'config.json'))) {
     throw new KompresorError({ code: 'file_not_found', where: meta.model, rule: 'the model folder must hold config.json, safetensors weights and tokenizer.json', found: 'no config.json' });
   }
@@ -199,7 +208,9 @@ async function runGrpo(runDir: string, meta: GrpoMeta, options: TrainOptions, re
   const prompts = readPrompts(meta.data);
   const held = meta.evalData ? readPrompts(meta.evalData).slice(0, options.evalBatches * options.microBatch) : [];
 
-  const model = resume ? new Decoder(openCheckpoint(checkpoint!).config) : (await loadModel(meta.model)).model;
+  const cfg = openCheckpoint(resume ? checkpoint! : meta.model).config;
+  checkSeqLen(options.seqLen, cfg.maxPositionEmbeddings, '--max-prompt-length + --max-new-tokens');
+  const model = resume ? new Decoder(cfg) : (await loadModel(meta.model)).model;
   const config = resume ? openCheckpoint(checkpoint!).rawConfig : JSON.parse(fs.readFileSync(nodePath.join(meta.model, 'config.json'), 'utf8')) as Record<string, unknown>;
   let reference: Decoder | null = null;
   if (g.beta > 0) {
@@ -215,7 +226,8 @@ async function runGrpo(runDir: string, meta: GrpoMeta, options: TrainOptions, re
     stopHint: `the run stopped; checkpoints already written are intact (fix the reward, then \`${resumeCommand}\`)`,
   }, ro);
 
-  const signals = installStopSignals();
+  // a signal also ends a reward call in flight (its worker), so a stuck reward cannot hold the run
+  const signals = installStopSignals(undefined, (sig) => stopRewardWorkers(sig));
   const startStep = resume ? readTrainState(checkpoint!).step : 0;
   const progress = grpoProgress(options, startStep, json);
   const evals: MetricsLine[] = [];
@@ -227,6 +239,10 @@ async function runGrpo(runDir: string, meta: GrpoMeta, options: TrainOptions, re
       meta: meta as unknown as Record<string, unknown>, resumeCommand,
       shouldStop: () => signals.received() !== null, onStep: progress.onStep, onEval: (l) => evals.push(l),
     });
+  } catch (e) {
+    const sig = signals.received();
+    if (sig) process.exitCode = exitCodeFor(sig); // stopped by the signal mid-step: 130/143 with the reason
+    throw e;
   } finally {
     progress.stop();
     signals.dispose();

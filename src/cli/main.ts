@@ -1,12 +1,13 @@
 // The `kompresor` command line. Each subcommand parses its flags, calls a library function and
 // prints the result (or JSON with --json). Any KompresorError becomes one line on stderr and
 // exit code 1; anything else is a bug and prints its stack with exit code 2.
-import { Command } from 'commander';
-import { KompresorError, renderError } from '../errors.ts';
+import { Command, CommanderError } from 'commander';
+import { KompresorError, renderError, type ErrorFields } from '../errors.ts';
 import { parseIds, parseNumber, checkOutPath, weightsDtypeOption } from './args.ts';
 import type { WeightsOption } from '../model/load.ts';
 import { inspectCommand, formatInspect, logitsCommand, gradsCommand, generateCommand } from './engine_commands.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { allowNonFinite } from '../io/finite.ts';
 import { registerDataCommands } from './data_command.ts';
 import { registerPruneCommand } from './prune_commands.ts';
 import { registerScoreCommand } from './score_command.ts';
@@ -22,10 +23,19 @@ import { registerDpoCommand } from './dpo_command.ts';
 import { registerGrpoCommand } from './grpo_command.ts';
 
 const program = new Command();
+let invoked = '';
 program
   .name('kompresor')
   .description('Minitron-style compression of Hugging Face decoder models on a CPU: score, prune, distill, align, eval, export.')
-  .showHelpAfterError('(run with --help for usage)');
+  // commander's own errors ("error: ..." plus a usage line) become one KompresorError line in main()
+  .exitOverride()
+  .configureOutput({ outputError: () => {} })
+  .hook('preSubcommand', (_p, sub) => {
+    const nested = sub.commands.find((c) => process.argv.includes(c.name())); // data prepare
+    invoked = nested ? `${sub.name()} ${nested.name()}` : sub.name();
+  })
+  .option('--allow-nonfinite', 'load weights that hold NaN or Infinity (refused by default; for inspecting a broken checkpoint)')
+  .hook('preAction', () => allowNonFinite(program.opts().allowNonfinite === true));
 
 program.command('inspect')
   .description('Architecture and exact parameter counts per component (embeddings, attention, MLP, norms, lm_head).')
@@ -44,7 +54,7 @@ program.command('logits')
   .addOption(weightsDtypeOption())
   .action(async (dir: string, o: { ids: string; out: string; weightsDtype: WeightsOption }) => {
     const ids = parseIds(o.ids);
-    checkOutPath(o.out);
+    checkOutPath(o.out, '--out', [dir]);
     const r = await logitsCommand(dir, ids, o.weightsDtype);
     writeFileAtomic(o.out, JSON.stringify(r));
     console.log(`wrote logits ${JSON.stringify(r.shape)} to ${o.out}`);
@@ -58,7 +68,7 @@ program.command('grads')
   .option('--json', 'print {"loss", "tensors", "out"} as JSON')
   .action(async (dir: string, o: { ids: string; out: string; json?: boolean }) => {
     const ids = parseIds(o.ids);
-    checkOutPath(o.out);
+    checkOutPath(o.out, '--out', [dir]);
     const r = await gradsCommand(dir, ids, o.out);
     if (o.json) console.log(JSON.stringify({ ...r, out: o.out }));
     else console.log(`loss ${r.loss.toFixed(6)}\nwrote ${r.tensors} gradient tensors to ${o.out}`);
@@ -88,7 +98,7 @@ program.command('generate')
         topP: parseNumber(String(o.topP), '--top-p', { min: 0, max: 1 }),
         minP: parseNumber(String(o.minP), '--min-p', { min: 0, max: 1 }),
       },
-      seed: parseNumber(String(o.seed), '--seed', { integer: true }),
+      seed: parseNumber(String(o.seed), '--seed', { min: 0, integer: true }),
       onText: json ? undefined : (piece) => process.stdout.write(piece),
     });
     if (json) console.log(JSON.stringify(r));
@@ -121,6 +131,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof KompresorError) {
       console.error(`kompresor: ${e.message}`);
+      // a run a signal stopped mid-step keeps the signal's exit code (130/143), set by the command
+      return typeof process.exitCode === 'number' && process.exitCode > 1 ? process.exitCode : 1;
+    }
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return 0; // --help, --version
+      console.error(`kompresor: ${renderError(commanderError(e, invoked))}`);
       return 1;
     }
     if (isFileSystemError(e)) {
@@ -131,6 +147,27 @@ export async function main(argv: string[]): Promise<number> {
     console.error(e);
     return 2;
   }
+}
+
+/** A parse error of commander in the documented form (where, rule, expected, found, hint). */
+export function commanderError(e: CommanderError, command: string): ErrorFields {
+  const text = e.message.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean);
+  const cmd = command ? `kompresor ${command}` : 'kompresor';
+  const hint = `see \`${cmd} --help\``;
+  let m: RegExpExecArray | null;
+  if (e.code === 'commander.missingMandatoryOptionValue' && (m = /option '(\S+)/.exec(text[0]))) {
+    return { code: 'input_invalid', where: `${cmd} ${m[1]}`, rule: 'this option is required', found: 'not given', hint };
+  }
+  if (e.code === 'commander.unknownOption' && (m = /option '([^']+)'/.exec(text[0]))) {
+    return { code: 'input_invalid', where: cmd, rule: 'every option must be one the command knows', found: JSON.stringify(m[1]), hint: text[1] ? `${text[1].replace(/^\(|\)$/g, '')}; ${hint}` : hint };
+  }
+  if (e.code === 'commander.invalidArgument' && (m = /option '(\S+)[^']*' argument '([^']*)' is invalid\. Allowed choices are (.*)\.$/.exec(text[0]))) {
+    return { code: 'input_invalid', where: `${cmd} ${m[1]}`, rule: 'the value must be one of the choices', expected: m[3], found: JSON.stringify(m[2]), hint };
+  }
+  if (e.code === 'commander.missingArgument' && (m = /argument '([^']+)'/.exec(text[0]))) {
+    return { code: 'input_invalid', where: `${cmd} <${m[1]}>`, rule: 'this argument is required', found: 'not given', hint };
+  }
+  return { code: 'input_invalid', where: cmd, rule: 'the command line must parse', found: text.join(' '), hint };
 }
 
 function isFileSystemError(e: unknown): e is NodeJS.ErrnoException & { syscall: string } {

@@ -4,6 +4,7 @@
 // report (src/pipeline/report.ts). Progress on stderr, a summary (or --json) on stdout.
 import type { Command, Option } from 'commander';
 import { KompresorError, ensure } from '../errors.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { loadRecipe, type CommandCatalog, type OptionSpec } from '../pipeline/recipe.ts';
 import { runPipeline, readState } from '../pipeline/runner.ts';
 import { writePipelineReport, type PipelineReport } from '../pipeline/report.ts';
@@ -99,6 +100,8 @@ export function registerPipelineCommand(program: Command): void {
     .addHelpText('after', HELP)
     .action(async (recipe: string, o: PipelineFlags) => {
       const plan = loadRecipe(recipe, catalogOf(program), { runDir: o.out, set: o.set });
+      // the run folder holds reports and steps/: never around or inside the teacher or the data
+      checkOutDir(plan.runDir, o.out !== undefined ? '--out' : 'the run folder', [plan.teacher, ...plan.data].filter((p): p is string => p !== null));
       if (o.reportOnly) {
         if (!readState(plan.runDir)) {
           throw new KompresorError({ code: 'file_not_found', where: plan.runDir, rule: '--report-only needs a run folder with pipeline_state.json', found: 'none', hint: 'run the pipeline first' });

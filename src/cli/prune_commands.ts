@@ -6,6 +6,7 @@
 import nodePath from 'node:path';
 import { Command, Option } from 'commander';
 import { openCheckpoint } from '../io/checkpoint.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { loadScores, checkScoresMatch, type ImportanceScores } from '../prune/scores.ts';
 import {
   makePlan, parseDepth, parseParams, parseParamsConvention, parseTarget, scoredShapeOf, selectChannels, PRUNE_AXES, PARAMS_POLICY_TEXT,
@@ -47,6 +48,7 @@ export function preparePrune(modelDir: string, o: PruneCommandOptions): Prepared
     roundTo: parseRoundTo(o.roundTo),
     paramsConvention: parseParamsConvention(o.paramsConvention),
   };
+  checkOutDir(o.out, '--out', [modelDir, o.scores], { mustBeEmpty: true });
   const ck = openCheckpoint(modelDir);
   const scores = loadScores(o.scores);
   checkScoresMatch(scores, scoredShapeOf(ck.config), o.scores);

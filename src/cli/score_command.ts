@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { loadModel, weightDtypeFor } from '../model/load.ts';
 import { buildLayout, storeBytes } from '../model/parameters.ts';
 import { buildCalibration, type TxtSplit } from '../prune/calibration.ts';
@@ -66,8 +67,8 @@ export interface ScoreSummary {
 }
 
 export async function scoreCommand(o: ScoreOptions): Promise<ScoreSummary> {
-  checkOutPath(o.out);
-  if (o.report !== undefined) checkReportDir(o.report);
+  checkOutPath(o.out, '--out', [o.modelDir, ...o.data]);
+  if (o.report !== undefined) { checkOutDir(o.report, '--report', [o.modelDir, ...o.data]); checkReportDir(o.report); }
   const ck = openCheckpoint(o.modelDir);
   const cfg = ck.config;
   if (o.seqLen > cfg.maxPositionEmbeddings) {

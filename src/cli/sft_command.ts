@@ -7,6 +7,7 @@ import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { loadTokenizer } from '../io/tokenizer.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
 import { loadModel } from '../model/load.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
@@ -14,7 +15,7 @@ import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
 import { loadSftData, lossTokens } from '../align/data.ts';
 import { SftSource, sftEvalSource } from '../align/sources.ts';
 import { sftObjective } from '../align/sft.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState, checkSeqLen } from './trainer_flags.ts';
 import { checkModelFolder, checkVocab, describeData, abs, resumeAlignRun } from './align_common.ts';
 
 /** TRL's SFTConfig: lr 2e-5, max_length 1024, no weight decay, no warmup (spec §1). */
@@ -86,6 +87,7 @@ async function startRun(modelDir: string | undefined, o: SftFlags, c: Command) {
       hint: 'kompresor sft MODEL_DIR --data FILE.jsonl --out RUN_DIR --steps N' });
   }
   checkModelFolder(modelDir, 'MODEL_DIR');
+  checkOutDir(o.out, '--out', [modelDir, o.data, ...(o.evalData ? [o.evalData] : [])]);
   const options = { ...SFT_DEFAULTS, ...parseTrainerFlags(c) } as TrainOptions;
   const meta: SftMeta = {
     command: 'sft', model: nodePath.resolve(modelDir), data: nodePath.resolve(o.data), evalData: abs(o.evalData),
@@ -107,6 +109,7 @@ async function resumeRun(modelDir: string | undefined, o: SftFlags, c: Command) 
 
 async function runSft(runDir: string, model: Decoder, config: Record<string, unknown>, meta: SftMeta, options: TrainOptions,
   resume: boolean, allowOptionChanges: boolean, json: boolean): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
+  checkSeqLen(options.seqLen, model.cfg.maxPositionEmbeddings);
   const tok = loadTokenizer(meta.tokenizerFrom);
   const dataOpts = { maxLength: options.seqLen, dropLong: meta.dropLong };
   const data = loadSftData(tok, meta.data, dataOpts);

@@ -9,13 +9,14 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { normalizeConfig } from '../io/hf_config.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
+import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
 import { initWeights } from '../model/init.ts';
 import { loadModel } from '../model/load.ts';
 import { openPackedData } from '../data/packed_source.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
-import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState } from './trainer_flags.ts';
+import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState, checkSeqLen } from './trainer_flags.ts';
 
 const TRAIN_HELP = `
 Run folder (--out):
@@ -65,6 +66,7 @@ async function startRun(modelDir: string | undefined, o: TrainFlags, c: Command)
     throw new KompresorError({ code: 'input_invalid', where: o.data ? '--out' : '--data', rule: 'a new run needs --data DATA_DIR and --out RUN_DIR', found: 'missing',
       hint: 'make DATA_DIR with `kompresor data prepare --input FILES --tokenizer MODEL_DIR --out DATA_DIR`' });
   }
+  checkOutDir(o.out, '--out', [modelDir, o.init, o.data].filter((p): p is string => p !== undefined));
   const options = { ...TRAIN_DEFAULTS, ...parseTrainerFlags(c) } as TrainOptions;
   const { model, config, tokenizerFrom } = modelDir ? await fromModel(modelDir) : fromConfig(o.init!, options.seed);
   const meta: TrainMeta = { command: 'train', model: abs(modelDir), init: abs(o.init), data: nodePath.resolve(o.data), tokenizerFrom: abs(tokenizerFrom) };
@@ -89,6 +91,7 @@ async function resumeRun(modelDir: string | undefined, o: TrainFlags, c: Command
 async function runTraining(runDir: string, model: Decoder, config: Record<string, unknown>, meta: TrainMeta, options: TrainOptions,
   resume: boolean, allowOptionChanges: boolean, json: boolean): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
   const data = openPackedData(meta.data, { seed: options.seed, modelVocabSize: model.cfg.vocabSize });
+  try { checkSeqLen(options.seqLen, model.cfg.maxPositionEmbeddings, '--seq-len', data.manifest.splits.train.tokens); } catch (e) { data.close(); throw e; }
   const signals = installStopSignals();
   const startStep = resume ? resumeState(runDir, 'train').state.step : 0;
   const progress = trainingProgress('train', options, startStep, json);

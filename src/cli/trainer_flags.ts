@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { parseNumber } from './args.ts';
 import { latestCheckpoint, readTrainState, type TrainState } from '../train/run_checkpoint.ts';
+import { checkTrainState } from '../train/state_check.ts';
 import { progressBar, formatSeconds, type Progress } from './progress.ts';
 import { TRAIN_DEFAULTS, totalSteps, type TrainOptions } from '../train/options.ts';
 import type { TrainResult } from '../train/trainer.ts';
@@ -70,6 +71,22 @@ export function parseTokens(text: string): number {
   return v;
 }
 
+/**
+ * A row of --seq-len tokens must fit the model's positions and, for prepared data, the training
+ * tokens there are: both were accepted, and --seq-len 1000000 on a 2048-position model with 136k
+ * tokens allocated 6 GB before its first step (score refused them already).
+ */
+export function checkSeqLen(seqLen: number, maxPositions: number, flag = '--seq-len', trainTokens?: number): void {
+  if (seqLen > maxPositions) {
+    throw new KompresorError({ code: 'input_invalid', where: flag, rule: 'training rows must fit the model\'s context',
+      expected: `at most max_position_embeddings = ${maxPositions}`, found: `${seqLen}`, hint: `give ${flag} ${maxPositions} or less` });
+  }
+  if (trainTokens !== undefined && seqLen > trainTokens) {
+    throw new KompresorError({ code: 'input_invalid', where: flag, rule: 'one training row needs at least --seq-len tokens of data',
+      expected: `at most the ${trainTokens} training tokens`, found: `${seqLen}`, hint: 'prepare more data, or use a shorter --seq-len' });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // signals
 
@@ -83,7 +100,7 @@ export interface StopSignals {
  * First SIGINT/SIGTERM: ask the loop to stop after the current step (it checkpoints and returns).
  * Second: quit at once (the last checkpoint is intact, the step in flight is lost).
  */
-export function installStopSignals(say: (line: string) => void = (l) => console.error(l)): StopSignals {
+export function installStopSignals(say: (line: string) => void = (l) => console.error(l), onFirst?: (sig: NodeJS.Signals) => void): StopSignals {
   let first: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (first) {
@@ -92,6 +109,7 @@ export function installStopSignals(say: (line: string) => void = (l) => console.
     }
     first = sig;
     say(`kompresor: ${sig} received; stopping after the current step and writing a checkpoint (send it again to quit at once)`);
+    onFirst?.(sig);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -139,6 +157,7 @@ export function resumeState(runDir: string, command: string): { dir: string; sta
       hint: 'the run stopped before its first checkpoint (or this is not a run folder); start it again' });
   }
   const state = readTrainState(dir);
+  checkTrainState(state, dir);
   const saved = String((state.meta as { command?: unknown }).command);
   if (saved !== command) {
     throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: `kompresor ${command} resumes runs it started`, found: `a run of "${saved}"`,

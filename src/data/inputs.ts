@@ -18,6 +18,13 @@ export interface ReadOptions { splitOn: SplitOn; textField: string }
 const KINDS: Record<string, InputKind> = { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.txt': 'text', '.text': 'text', '.md': 'text' };
 const CHUNK_BYTES = 1 << 20;
 export const MAX_FILE_DOC_BYTES = 256 * 2 ** 20;
+/**
+ * A JSON Lines line must fit one JavaScript string to be parsed (V8's limit is ~512 Mi chars:
+ * a 600 MB line was a RangeError stack); text paragraphs longer than MAX_DOC_CHARS are cut into
+ * documents of at most that many characters, before a space where there is one.
+ */
+export const MAX_LINE_CHARS = 256 * 2 ** 20;
+export const MAX_DOC_CHARS = 64 * 2 ** 20;
 
 /** Files to read, in order: files as given, folders expanded (sorted, recursive). */
 export function expandInputs(paths: string[]): InputFile[] {
@@ -55,7 +62,12 @@ function inputFile(path: string): InputFile {
     throw new KompresorError({ code: 'input_invalid', where: `--input ${path}`, rule: 'inputs are JSON Lines or UTF-8 text files',
       expected: '.jsonl, .ndjson, .txt, .text or .md', found: JSON.stringify(nodePath.extname(path) || '(no extension)'), hint: 'rename the file to say what it holds' });
   }
-  return { path, bytes: fs.statSync(path).size, kind };
+  const st = fs.statSync(path);
+  if (!st.isFile()) {
+    // a .txt symlink to /dev/zero is an endless line
+    throw new KompresorError({ code: 'input_invalid', where: `--input ${path}`, rule: 'inputs must be regular files', found: 'a device, pipe or socket', hint: 'copy the data into a file' });
+  }
+  return { path, bytes: st.size, kind };
 }
 
 /** The documents of one file, in order. onBytes(n) reports input bytes as they are read. */
@@ -67,7 +79,8 @@ export function* readDocuments(file: InputFile, opts: ReadOptions, onBytes: (n: 
 
 function* jsonlDocuments(path: string, field: string, onBytes: (n: number) => void): Generator<string> {
   let lineNo = 0;
-  for (const line of readLines(path, onBytes)) {
+  const tooLong = (chars: number) => jsonlError(path, lineNo + 1, field, `a line of more than ${chars} characters (the limit is ${MAX_LINE_CHARS})`);
+  for (const line of readLines(path, onBytes, MAX_LINE_CHARS, tooLong)) {
     lineNo++;
     if (line.trim() === '') continue;
     let v: unknown;
@@ -92,13 +105,16 @@ function jsonlError(path: string, line: number, field: string, found: string): K
 }
 
 function* paragraphs(path: string, onBytes: (n: number) => void): Generator<string> {
-  let para: string[] = [];
-  for (const line of readLines(path, onBytes)) {
+  let para: string[] = [], chars = 0;
+  // an endless line is cut into pieces (readLines), and a paragraph into documents of MAX_DOC_CHARS
+  for (const line of readLines(path, onBytes, MAX_DOC_CHARS)) {
     if (line.trim() === '') {
       if (para.length > 0) yield para.join('\n');
-      para = [];
+      para = []; chars = 0;
     } else {
+      if (chars + line.length > MAX_DOC_CHARS && para.length > 0) { yield para.join('\n'); para = []; chars = 0; }
       para.push(line);
+      chars += line.length + 1;
     }
   }
   if (para.length > 0) yield para.join('\n');
@@ -114,8 +130,11 @@ function wholeFile(file: InputFile, onBytes: (n: number) => void): string {
   return decodeUtf8(new TextDecoder('utf-8', { fatal: true }), bytes, file.path, 0, false);
 }
 
-/** Lines of a UTF-8 file without their "\n" (or "\r\n"), read 1 MiB at a time. */
-export function* readLines(path: string, onBytes: (n: number) => void): Generator<string> {
+/**
+ * Lines of a UTF-8 file without their "\n" (or "\r\n"), read 1 MiB at a time. A line growing past
+ * maxChars is refused by `tooLong` when given, else yielded in pieces cut before a space.
+ */
+export function* readLines(path: string, onBytes: (n: number) => void, maxChars = MAX_LINE_CHARS, tooLong?: (chars: number) => Error): Generator<string> {
   const fd = fs.openSync(path, 'r');
   try {
     const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -125,16 +144,42 @@ export function* readLines(path: string, onBytes: (n: number) => void): Generato
       onBytes(n);
       const text = decodeUtf8(decoder, chunk.subarray(0, n), path, at, true);
       // a line longer than a chunk grows as a rope and is split once, when its end arrives
-      if (!text.includes('\n')) { carry += text; continue; }
+      if (!text.includes('\n')) {
+        carry += text;
+        while (carry.length > maxChars) {
+          if (tooLong) throw tooLong(carry.length);
+          const cut = cutBeforeSpace(carry, maxChars);
+          yield carry.slice(0, cut);
+          carry = carry.slice(cut);
+        }
+        continue;
+      }
       const lines = (carry + text).split('\n');
       carry = lines.pop()!;
-      for (const l of lines) yield l.endsWith('\r') ? l.slice(0, -1) : l;
+      for (const l of lines) yield* limited(l.endsWith('\r') ? l.slice(0, -1) : l, maxChars, tooLong);
     }
     carry += decodeUtf8(decoder, new Uint8Array(0), path, at, false);
-    if (carry !== '') yield carry.endsWith('\r') ? carry.slice(0, -1) : carry;
+    if (carry !== '') yield* limited(carry.endsWith('\r') ? carry.slice(0, -1) : carry, maxChars, tooLong);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** A line within maxChars as is; a longer one refused by tooLong, or cut into pieces. */
+function* limited(line: string, maxChars: number, tooLong?: (chars: number) => Error): Generator<string> {
+  if (line.length > maxChars && tooLong) throw tooLong(line.length);
+  while (line.length > maxChars) {
+    const cut = cutBeforeSpace(line, maxChars);
+    yield line.slice(0, cut);
+    line = line.slice(cut);
+  }
+  yield line;
+}
+
+/** Where to cut `s` to at most maxChars: before its last space in the second half, else at maxChars. */
+function cutBeforeSpace(s: string, maxChars: number): number {
+  const i = s.lastIndexOf(' ', maxChars);
+  return i > maxChars >> 1 ? i : maxChars;
 }
 
 function decodeUtf8(d: TextDecoder, bytes: Uint8Array, path: string, at: number, stream: boolean): string {

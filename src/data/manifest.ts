@@ -35,6 +35,11 @@ export function manifestPath(dir: string): string { return nodePath.join(dir, 'm
 /** Reads and validates DATA_DIR/manifest.json (structure only; shards are checked by openSplit). */
 export function readManifest(dir: string): TokenManifest {
   const path = manifestPath(dir);
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
+    // a raw file given as the data: it is the input of data prepare, never its output
+    throw new KompresorError({ code: 'input_invalid', where: dir, rule: 'the data is a folder made by `kompresor data prepare`', found: 'a file',
+      hint: `run \`kompresor data prepare --input ${dir} --tokenizer MODEL_DIR --out DATA_DIR\` and pass DATA_DIR` });
+  }
   if (!fs.existsSync(path)) {
     throw new KompresorError({ code: 'file_not_found', where: path, rule: 'a prepared data folder holds manifest.json', found: 'no such file',
       hint: `run \`kompresor data prepare --input FILES --tokenizer MODEL_DIR --out ${dir}\` first` });

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { KompresorError } from '../errors.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../io/tokenizer.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { checkOutDir, makeDirs } from '../io/out_guard.ts';
 import { expandInputs, readDocuments, type InputFile } from './inputs.ts';
 import { ShardWriter, sha256File } from './shards.ts';
 import { inlineEncoder, startWorkerPool, type EncodedBatch, type Encoder } from './tokenize_pool.ts';
@@ -69,7 +70,9 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareSummary> {
   const files = expandInputs(o.inputs);
   const tok = loadTokenizer(o.tokenizerDir);
   const eos = resolveEos(tok, o.eosToken);
-  checkOutDir(o.outDir);
+  // a folder holding a previous dataset (its manifest.json) is ours to replace; anything else is refused
+  checkOutDir(o.outDir, '--out', [...o.inputs, o.tokenizerDir], { mustBeEmpty: true, replaceableIf: 'manifest.json' });
+  makeDirs(o.outDir);
   const tokenBytes = tok.vocabSize <= 65536 ? 2 : 4;
   const writer = new DatasetWriter(o.outDir, tokenBytes, eos.id, tok.vocabSize, opts.shardTokens);
   let encoder: Encoder | null = null;
@@ -127,13 +130,6 @@ function resolveEos(tok: LoadedTokenizer, eosToken: string | undefined): { id: n
       expected: 'eos_token in tokenizer_config.json or eos_token_id in generation_config.json', found: 'neither', hint: 'name one with --eos-token' });
   }
   return { id, token: tok.idToToken(id) ?? '' };
-}
-
-function checkOutDir(dir: string): void {
-  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
-    throw new KompresorError({ code: 'input_invalid', where: `--out ${dir}`, rule: 'the output must be a folder', found: 'a file', hint: 'name a new or existing folder' });
-  }
-  fs.mkdirSync(dir, { recursive: true });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,10 +22,17 @@ export interface Encoder {
   close(): Promise<void>;
 }
 
+/**
+ * Documents longer than this are tokenised in segments cut before a space that follows a word:
+ * the tokenizer's memory grows ~70x with the length of one call (a 100 MB document took 7 GB),
+ * and pre-tokenizers split there anyway, so the ids are those of the whole text.
+ */
+export const SEGMENT_CHARS = 1 << 20;
+
 /** Tokenises with the tokenizer's own special tokens (BOS where the tokenizer adds one), then EOS. */
-export function encodeDocs(tok: LoadedTokenizer, texts: string[], eosId: number): EncodedBatch {
+export function encodeDocs(tok: LoadedTokenizer, texts: string[], eosId: number, segmentChars = SEGMENT_CHARS): EncodedBatch {
   const docs = texts.map((t) => {
-    const ids = tok.encode(t);
+    const ids = encodeSegmented(tok, t, eosId, segmentChars);
     if (ids[ids.length - 1] !== eosId) ids.push(eosId); // post-processors that add EOS themselves keep one
     return ids;
   });
@@ -34,6 +41,32 @@ export function encodeDocs(tok: LoadedTokenizer, texts: string[], eosId: number)
   let at = 0;
   for (const d of docs) { tokens.set(d, at); at += d.length; }
   return { tokens, lengths };
+}
+
+function encodeSegmented(tok: LoadedTokenizer, text: string, eosId: number, segmentChars: number): number[] {
+  if (text.length <= segmentChars) return tok.encode(text);
+  const ids: number[] = [];
+  for (let start = 0; start < text.length;) {
+    const end = cutPoint(text, start, segmentChars);
+    // special tokens (BOS) on the first segment only; an EOS a post-processor adds comes at the end
+    const piece = tok.encode(text.slice(start, end), { addSpecialTokens: start === 0 });
+    if (start === 0 && end < text.length && piece[piece.length - 1] === eosId) piece.pop();
+    for (const id of piece) ids.push(id);
+    start = end;
+  }
+  return ids;
+}
+
+/** The end of the segment from `start`: before the last " " that follows a non-space, else a hard cut off a surrogate pair. */
+function cutPoint(text: string, start: number, segmentChars: number): number {
+  let end = start + segmentChars;
+  if (end >= text.length) return text.length;
+  for (let i = end; i > start; i--) {
+    if (text[i] === ' ' && text[i - 1] !== ' ' && !/\s/.test(text[i - 1])) return i;
+  }
+  const code = text.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return end;
 }
 
 export function inlineEncoder(tok: LoadedTokenizer, eosId: number): Encoder {

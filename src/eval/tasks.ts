@@ -19,6 +19,8 @@ import nodePath from 'node:path';
 import YAML from 'yaml';
 import { Template } from '@huggingface/jinja';
 import { KompresorError } from '../errors.ts';
+import { readUtf8File } from '../io/text_file.ts';
+import { renderSandboxed } from '../io/template_sandbox.ts';
 import { GREEDY, type SamplingOptions } from '../model/sampling.ts';
 import { DEFAULT_METRICS, METRICS, type Aggregation, type ExactMatchOptions } from './metrics.ts';
 import type { SamplerName } from './fewshot.ts';
@@ -202,12 +204,10 @@ export class Task {
   private resolve(f: Field, doc: Doc, key: string): unknown {
     if (f.kind === 'literal') return f.value;
     if (f.kind === 'field') return doc[f.name];
-    try {
-      const s = f.tpl.render(doc as Record<string, never>);
-      return s.endsWith(SENTINEL) ? s.slice(0, -SENTINEL.length) : s;
-    } catch (e) {
-      throw this.docError(key, doc, 'the Jinja template must render', (e as Error).message);
-    }
+    // in the template sandbox: time, memory and size limits (a task comes from elsewhere)
+    const r = renderSandboxed(f.src + SENTINEL, doc);
+    if ('error' in r) throw this.docError(key, doc, 'the Jinja template must render', r.error);
+    return r.out.endsWith(SENTINEL) ? r.out.slice(0, -SENTINEL.length) : r.out;
   }
 
   private docError(key: string, doc: Doc, rule: string, found: string): KompresorError {
@@ -323,7 +323,7 @@ function loadSplits(cfg: Record<string, unknown>, file: string, needFewshot: boo
 /** Docs of a .jsonl (one JSON object per line) or .json (a list of objects) file. */
 export function readDocs(path: string, taskFile: string): Doc[] {
   if (!fs.existsSync(path)) throw new KompresorError({ code: 'file_not_found', where: `${taskFile}: data ${path}`, rule: 'the split file must exist', found: 'no such file' });
-  const text = fs.readFileSync(path, 'utf8');
+  const text = readUtf8File(path);
   const fail = (where: string, found: string) => new KompresorError({ code: 'input_invalid', where, rule: 'each doc must be a JSON object', found });
   if (path.endsWith('.json')) {
     let v: unknown;

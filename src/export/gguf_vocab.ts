@@ -105,6 +105,12 @@ function tokenList(path: string, model: Json, tok: Json, vocabSize: number):
         rule: 'every token id must be a row of the embedding', expected: `0 <= id < vocab_size ${vocabSize}`, found: String(id),
         hint: 'the tokenizer does not belong to this model (or config.json vocab_size is wrong)' });
     }
+    if (text.includes('\u0000')) {
+      // llama.cpp reads token texts as C strings: "a\0b" would become a duplicate of "a" and
+      // abort its loader (GGML_ASSERT on the token map sizes)
+      throw new KompresorError({ code: 'tokenizer_invalid', where: `${path}: token id ${id}`, rule: 'GGUF token texts must not contain NUL',
+        found: JSON.stringify(text), hint: 'llama.cpp cuts token texts at NUL; fix or drop the token in tokenizer.json' });
+    }
     const prev = ids.get(text);
     if (prev !== undefined && prev !== id) {
       throw new KompresorError({ code: 'tokenizer_invalid', where: `${path}: token ${JSON.stringify(text)}`,

@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { normalizeConfig, type ModelConfig } from './hf_config.ts';
+import { makeDirs } from './out_guard.ts';
+import { checkFinite, checkFinite16 } from './finite.ts';
 import {
   readSafetensorsHeader, readTensorF32, readTensor16, readTensorRowsF32, writeSafetensors, writeAtomic, writeAll, storedBytes,
   type SafetensorsHeader, type TensorInfo, type TensorToWrite, type FloatDtype,
@@ -54,21 +56,29 @@ export function openCheckpoint(dir: string): Checkpoint {
   const rawConfig = readJson(configPath, 'config_invalid',
     'every Hugging Face model folder has a config.json next to its weights; copy it from the original model');
   const config = normalizeConfig(rawConfig, configPath);
+  tokenizerFilesOf(abs); // refused at opening, not after hours of training when final/ copies them
   const headers = new Map<string, SafetensorsHeader>();
   const tensors = listTensors(abs, headers);
+  checkSizesAgainstTensors(config, tensors, abs);
   return {
     dir: abs, config, rawConfig, tensors,
     read(name, out) {
       const t = find(name);
-      return readTensorF32(headers.get(t.file)!, t.info, out);
+      const v = readTensorF32(headers.get(t.file)!, t.info, out);
+      checkFinite(v, name, t.file, t.info.shape);
+      return v;
     },
     read16(name, out, f16) {
       const t = find(name);
-      return readTensor16(headers.get(t.file)!, t.info, out, f16);
+      const v = readTensor16(headers.get(t.file)!, t.info, out, f16);
+      checkFinite16(v, f16, name, t.file, t.info.shape);
+      return v;
     },
     readRows(name, row0, rows, out) {
       const t = find(name);
-      return readTensorRowsF32(headers.get(t.file)!, t.info, row0, rows, out);
+      const v = readTensorRowsF32(headers.get(t.file)!, t.info, row0, rows, out);
+      checkFinite(v, name, t.file, t.info.shape, row0);
+      return v;
     },
   };
   function find(name: string): CheckpointTensor {
@@ -78,6 +88,34 @@ export function openCheckpoint(dir: string): Checkpoint {
         rule: 'the tensor must be in the checkpoint', found: `${tensors.size} tensors without it` });
     }
     return t;
+  }
+}
+
+/**
+ * config.json's sizes against the tensor headers, before anything is sized by them: the
+ * embedding gives vocab_size x hidden_size, the layer indices num_hidden_layers, layer 0's
+ * projections the heads and intermediate_size. (Missing tensors are named later, by the load.)
+ */
+function checkSizesAgainstTensors(c: ModelConfig, tensors: Map<string, CheckpointTensor>, dir: string): void {
+  let layers = 0;
+  for (const name of tensors.keys()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  const checks: [string, string, number[]][] = [
+    ['model.embed_tokens.weight', 'vocab_size, hidden_size', [c.vocabSize, c.hiddenSize]],
+    ['model.layers.0.self_attn.q_proj.weight', 'num_attention_heads x head_dim, hidden_size', [c.numHeads * c.headDim, c.hiddenSize]],
+    ['model.layers.0.self_attn.k_proj.weight', 'num_key_value_heads x head_dim, hidden_size', [c.numKvHeads * c.headDim, c.hiddenSize]],
+    ['model.layers.0.mlp.gate_proj.weight', 'intermediate_size, hidden_size', [c.intermediateSize, c.hiddenSize]],
+  ];
+  const bad = (key: string, expected: string, found: string) => new KompresorError({ code: 'config_invalid', where: `${dir}/config.json: ${key}`,
+    rule: 'config.json\'s sizes must match the weights', expected, found, hint: 'the config does not belong to these weights; restore the model\'s own config.json' });
+  if (layers > 0 && layers !== c.numLayers) throw bad('num_hidden_layers', `${c.numLayers} layers`, `weights for ${layers} (model.layers.0-${layers - 1})`);
+  for (const [name, keys, want] of checks) {
+    const shape = tensors.get(name)?.info.shape;
+    if (shape && (shape.length !== 2 || shape[0] !== want[0] || shape[1] !== want[1])) {
+      throw bad(keys, `${name} of shape ${JSON.stringify(want)}`, JSON.stringify(shape));
+    }
   }
 }
 
@@ -101,6 +139,10 @@ function listTensors(dir: string, headers: Map<string, SafetensorsHeader>): Map<
   const single = nodePath.join(dir, SINGLE_FILE);
   const out = new Map<string, CheckpointTensor>();
   if (fs.existsSync(single)) {
+    if (!symlinkAllowed(dir, single)) {
+      throw new KompresorError({ code: 'checkpoint_index', where: single, rule: 'weight files must be inside the model folder',
+        expected: `a file in ${dir} (or in its hub cache's blobs/)`, found: `a symlink to ${fs.realpathSync(single)}` });
+    }
     const h = readSafetensorsHeader(single);
     headers.set(single, h);
     for (const [name, info] of h.tensors) out.set(name, { file: single, info });
@@ -153,8 +195,25 @@ function resolveShard(dir: string, indexPath: string, fileName: string): string 
     throw new KompresorError({ code: 'file_not_found', where: file, rule: `every shard named in ${INDEX_FILE} must exist`,
       found: 'no such file', hint: 'the download is incomplete; fetch the missing shard' });
   }
-  if (!isInside(fs.realpathSync(dir), fs.realpathSync(file))) throw escape('a symlink leading out of the folder');
+  if (!symlinkAllowed(dir, file)) throw escape('a symlink leading out of the folder (and not into a hub cache\'s blobs/)');
   return file;
+}
+
+/**
+ * The symlink rule for every file read from or copied out of a model folder: the file's real
+ * path must be inside the folder's real path, or, when the folder is a Hugging Face hub snapshot
+ * (<repo>/snapshots/<revision>/, where every file is a symlink to ../../blobs/<hash>), inside that
+ * repository's blobs/ folder. Anything else (/etc/passwd, ~/.ssh/id_rsa, another model) is refused.
+ */
+export function symlinkAllowed(dir: string, file: string): boolean {
+  const realFile = fs.realpathSync(file);
+  if (isInside(fs.realpathSync(dir), realFile)) return true;
+  for (const snapshot of new Set([nodePath.resolve(dir), fs.realpathSync(dir)])) {
+    if (nodePath.basename(nodePath.dirname(snapshot)) !== 'snapshots') continue;
+    const blobs = nodePath.join(nodePath.dirname(nodePath.dirname(snapshot)), 'blobs');
+    if (fs.existsSync(blobs) && isInside(fs.realpathSync(blobs), realFile)) return true;
+  }
+  return false;
 }
 
 function isInside(dir: string, file: string): boolean {
@@ -192,7 +251,8 @@ export function saveCheckpoint(dir: string, config: Record<string, unknown>, ten
   opts: SaveOptions = {}): string[] {
   const dtype = opts.dtype ?? 'F32';
   const list = [...tensors];
-  fs.mkdirSync(dir, { recursive: true });
+  const tokenizerFiles = opts.tokenizerFrom ? tokenizerFilesOf(opts.tokenizerFrom) : [];
+  makeDirs(dir);
   const shards = planShards(list, dtype, opts.maxShardBytes ?? 5e9);
   const written: string[] = [];
   const toWrite = (ts: SaveTensor[]): TensorToWrite[] => ts.map((t) => ({ ...t, dtype }));
@@ -214,7 +274,7 @@ export function saveCheckpoint(dir: string, config: Record<string, unknown>, ten
   removeStaleWeights(dir, new Set(written));
   writeJsonAtomic(nodePath.join(dir, 'config.json'), config);
   written.push('config.json');
-  if (opts.tokenizerFrom) written.push(...copyTokenizerFiles(opts.tokenizerFrom, dir));
+  if (opts.tokenizerFrom) written.push(...copyTokenizerFiles(opts.tokenizerFrom, dir, tokenizerFiles));
   return written;
 }
 
@@ -249,12 +309,24 @@ function removeStaleWeights(dir: string, keep: Set<string>): void {
   }
 }
 
-function copyTokenizerFiles(from: string, to: string): string[] {
+/** The tokenizer files of `from` that exist, each checked by the symlink rule (before anything is written). */
+function tokenizerFilesOf(from: string): string[] {
+  const found = TOKENIZER_FILES.filter((f) => fs.existsSync(nodePath.join(from, f)));
+  for (const f of found) {
+    if (!symlinkAllowed(from, nodePath.join(from, f))) {
+      throw new KompresorError({ code: 'tokenizer_invalid', where: nodePath.join(from, f), rule: 'files copied out of a model folder must be inside it',
+        expected: `a file in ${from} (or in its hub cache's blobs/)`, found: `a symlink to ${fs.realpathSync(nodePath.join(from, f))}`,
+        hint: 'outputs get published; replace the symlink with the real file, or remove it' });
+    }
+  }
+  return found;
+}
+
+function copyTokenizerFiles(from: string, to: string, files: string[]): string[] {
   if (nodePath.resolve(from) === nodePath.resolve(to)) return [];
   const copied: string[] = [];
-  for (const f of TOKENIZER_FILES) {
+  for (const f of files) {
     const src = nodePath.join(from, f);
-    if (!fs.existsSync(src)) continue;
     const bytes = fs.readFileSync(src);
     writeAtomic(nodePath.join(to, f), (fd) => writeAll(fd, bytes));
     copied.push(f);

@@ -96,11 +96,23 @@ function readArchitecture(r: Raw, where: string): Architecture {
   return named as Architecture;
 }
 
+/**
+ * Upper bounds on sizes, far above any released model (the largest have ~130 layers, hidden
+ * 16k-25k, vocabularies of 256k): a config beyond them is corrupt or hostile, and refusing it
+ * here keeps every command from sizing arrays by it (1e9 layers ran 49 s into a heap OOM).
+ */
+export const SIZE_LIMITS: Record<string, number> = {
+  hidden_size: 2 ** 17, num_attention_heads: 2 ** 12, num_key_value_heads: 2 ** 12, head_dim: 2 ** 12,
+  vocab_size: 2 ** 24, num_hidden_layers: 2 ** 12, intermediate_size: 2 ** 20,
+};
+
 function requiredInt(r: Raw, key: string, where: string): number {
   const v = r[key];
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
     throw invalid(where, key, `${key} must be a positive integer`, 'a positive integer', v);
   }
+  const limit = SIZE_LIMITS[key];
+  if (limit !== undefined && v > limit) throw invalid(where, key, `${key} must be at most ${limit} (larger than any real model)`, `at most ${limit}`, v);
   return v;
 }
 

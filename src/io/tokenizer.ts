@@ -7,6 +7,7 @@ import nodePath from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { KompresorError } from '../errors.ts';
+import { renderSandboxed } from './template_sandbox.ts';
 
 export interface ChatMessage {
   role: string;
@@ -57,12 +58,13 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
   const tokenizerJson = readJsonObject(jsonPath);
   const configPath = nodePath.join(dir, 'tokenizer_config.json');
   const tokConfig = fs.existsSync(configPath) ? readJsonObject(configPath) : {};
+  checkTokenizerModel(jsonPath, tokenizerJson);
   const tok = construct(jsonPath, tokenizerJson, tokConfig);
   const specials = specialTokenStrings(tokConfig);
   const idOf = (t: string | undefined) => (t === undefined ? null : tok.token_to_id(t) ?? null);
   const template = findTemplate(dir, tokConfig);
-  let compiled: Template | null = null;
-  const marked = new Map<string, Template>();
+  let compiled: string | null = null;
+  const marked = new Map<string, string>();
   const bosTokenId = idOf(specials.bos_token as string | undefined);
   const tokEos = idOf(specials.eos_token as string | undefined);
   return {
@@ -103,6 +105,75 @@ export function readJsonObject(path: string): Json {
     throw new KompresorError({ code: 'tokenizer_invalid', where: path, rule: 'the file must hold a JSON object', found: String(v) });
   }
   return v as Json;
+}
+
+const MODEL_TYPES = ['BPE', 'WordPiece', 'WordLevel', 'Unigram'];
+
+/**
+ * What @huggingface/tokenizers accepts without a word: a model type it does not know ("Foo") or
+ * an empty vocabulary gave garbage text and a GGUF that tokenises everything to 0 tokens (fuzz
+ * report D23); and a pre-tokenizer or normalizer regex with a nested quantifier ((a+)+$) hangs on
+ * a short input, as in the Rust library (D18). Known tokenizers (GPT-2, Llama 3, Qwen2, Mistral)
+ * have no nested quantifiers, so they are refused as a rule: "star height" at most 1.
+ */
+function checkTokenizerModel(path: string, json: Json): void {
+  const bad = (where: string, rule: string, expected: string, found: string, hint?: string) =>
+    new KompresorError({ code: 'tokenizer_invalid', where: `${path}: ${where}`, rule, expected, found, hint });
+  const model = json.model as Json | undefined;
+  if (typeof model !== 'object' || model === null) throw bad('model', 'tokenizer.json must have a model', 'an object', String(model));
+  if (model.type !== undefined && !MODEL_TYPES.includes(String(model.type))) {
+    throw bad('model.type', 'the tokenizer model must be one @huggingface/tokenizers implements', MODEL_TYPES.join(', '), JSON.stringify(model.type));
+  }
+  const v = model.vocab;
+  const size = Array.isArray(v) ? v.length : typeof v === 'object' && v !== null ? Object.keys(v).length : 0;
+  if (size === 0) throw bad('model.vocab', 'the vocabulary must not be empty', 'at least one token', v === undefined ? 'no vocab' : 'none');
+  for (const [where, pattern] of regexes(json, '')) {
+    const nested = nestedQuantifier(pattern);
+    if (nested) {
+      throw bad(where, 'tokenizer regexes must not nest quantifiers (they take exponential time on short inputs)', 'a group without + or * inside when it is repeated',
+        JSON.stringify(nested), 'this is not a tokenizer a model was trained with; re-download tokenizer.json');
+    }
+  }
+}
+
+/** Every {"Regex": "..."} of tokenizer.json with its JSON path. */
+function regexes(node: unknown, where: string): [string, string][] {
+  if (typeof node !== 'object' || node === null) return [];
+  const out: [string, string][] = [];
+  for (const [k, v] of Object.entries(node as Json)) {
+    const at = where ? `${where}.${k}` : k;
+    if (k === 'Regex' && typeof v === 'string') out.push([at, v]);
+    else if (k !== 'vocab' && k !== 'merges' && k !== 'added_tokens') out.push(...regexes(v, at));
+  }
+  return out;
+}
+
+/** The first repeated group that contains a quantifier ("(a+)+"), or null. */
+export function nestedQuantifier(pattern: string): string | null {
+  const open: { start: number; quantified: boolean }[] = [];
+  let inClass = false;
+  const quantAt = (i: number) => {
+    const c = pattern[i];
+    if (c === '*' || c === '+') return true;
+    const m = c === '{' ? /^\{(\d*),?(\d*)\}/.exec(pattern.slice(i)) : null;
+    return m !== null && (m[2] === '' ? pattern.slice(i).startsWith(`{${m[1]},`) : Number(m[2]) > 1);
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') { i++; continue; }
+    if (inClass) { if (c === ']') inClass = false; continue; }
+    if (c === '[') { inClass = true; continue; }
+    if (c === '(') { open.push({ start: i, quantified: false }); continue; }
+    if (c === ')') {
+      const g = open.pop();
+      if (g && g.quantified && quantAt(i + 1)) return pattern.slice(g.start, pattern[i + 1] === '{' ? pattern.indexOf('}', i) + 1 : i + 2);
+      if (g && g.quantified && open.length > 0) open[open.length - 1].quantified = true;
+      if (g && quantAt(i + 1) && open.length > 0) open[open.length - 1].quantified = true;
+      continue;
+    }
+    if (quantAt(i) && open.length > 0) open[open.length - 1].quantified = true;
+  }
+  return null;
 }
 
 function construct(path: string, json: Json, config: Json): Tokenizer {
@@ -182,23 +253,23 @@ function noTemplate(dir: string): KompresorError {
     hint: 'use an instruct/chat model folder, add its chat_template.jinja, or run without --chat' });
 }
 
-function compile(t: TemplateSource): Template {
+/** Parses the template here (one-line errors), returns its text for the sandbox to render. */
+function compile(t: TemplateSource): string {
   try {
-    return new Template(t.text);
+    new Template(t.text); // eslint-disable-line no-new
+    return t.text;
   } catch (e) {
     throw new KompresorError({ code: 'chat_template', where: t.source, rule: 'the chat template must parse', found: (e as Error).message });
   }
 }
 
-function render(tpl: Template, source: string, messages: ChatMessage[], specials: Record<string, unknown>,
+function render(text: string, source: string, messages: ChatMessage[], specials: Record<string, unknown>,
   opts: ChatTemplateOptions | undefined): string {
-  try {
-    // bos/eos_token default to '' so templates that print them unconditionally still render
-    return tpl.render({ bos_token: '', eos_token: '', ...specials, ...opts?.extra, messages,
-      add_generation_prompt: opts?.addGenerationPrompt ?? false });
-  } catch (e) {
-    // raise_exception(...) in a template lands here with the template author's message
-    throw new KompresorError({ code: 'chat_template', where: source, rule: 'the chat template must render these messages',
-      found: (e as Error).message });
-  }
+  // bos/eos_token default to '' so templates that print them unconditionally still render; the
+  // render runs in the template sandbox (time, memory and size limits)
+  const r = renderSandboxed(text, { bos_token: '', eos_token: '', ...specials, ...opts?.extra, messages,
+    add_generation_prompt: opts?.addGenerationPrompt ?? false });
+  // raise_exception(...) in a template lands here with the template author's message
+  if ('error' in r) throw new KompresorError({ code: 'chat_template', where: source, rule: 'the chat template must render these messages', found: r.error });
+  return r.out;
 }

@@ -200,7 +200,8 @@ class Reader {
       if (!TOP_KEYS.includes(key)) this.fail([key], 'unknown key', { expected: `one of ${TOP_KEYS.join(', ')}`, found: JSON.stringify(key), hint: closest(key, TOP_KEYS) });
     }
     this.name = this.scalarString(['name'], 'the recipe name');
-    if (!/^[\w.-]+$/.test(this.name)) this.fail(['name'], 'the name must be letters, digits, "_", "-" or "."', { found: JSON.stringify(this.name), hint: 'it names the default run folder, runs/<name>' });
+    // no leading ".": "." and ".." would make the project root or its parent the run folder
+    if (!/^[\w-][\w.-]*$/.test(this.name)) this.fail(['name'], 'the name must be letters, digits, "_", "-" or "." and not start with "."', { found: JSON.stringify(this.name), hint: 'it names the default run folder, runs/<name>' });
     this.runDir = nodePath.normalize(o.runDir ?? nodePath.join('runs', this.name));
     this.readVars();
     this.applySets(o.set ?? []);

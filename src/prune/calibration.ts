@@ -20,6 +20,7 @@
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
+import { notAFile } from '../io/text_file.ts';
 import type { LoadedTokenizer } from '../io/tokenizer.ts';
 import { batchFromDocs, type Batch } from '../model/batch.ts';
 import { Rng } from '../model/sampling.ts';
@@ -171,7 +172,7 @@ function readText(file: string): string {
   const ext = nodePath.extname(file).toLowerCase();
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
     throw new KompresorError({ code: 'file_not_found', where: file, rule: 'each --data file must exist',
-      found: fs.existsSync(file) ? 'a folder' : 'no such file', hint: 'pass .txt or .jsonl files' });
+      found: notAFile(file), hint: 'pass .txt or .jsonl files' });
   }
   if (BINARY_EXT.has(ext)) {
     throw new KompresorError({ code: 'input_invalid', where: file, rule: 'calibration files must be text or JSON Lines',

@@ -30,6 +30,7 @@ import { KompresorError, ensure } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { countIn, paramCount, type ModelConfig, type ParamsConvention } from '../io/hf_config.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { checkOutDir as checkOutFolder, makeDirs } from '../io/out_guard.ts';
 import { loadModel } from '../model/load.ts';
 import type { Decoder } from '../model/decoder.ts';
 import type { Batch } from '../model/batch.ts';
@@ -341,7 +342,7 @@ export async function search(o: SearchOptions): Promise<SearchReport> {
   const cfg = ck.config;
   const scores = loadScores(o.scoresPath);
   checkScoresMatch(scores, scoredShapeOf(cfg), o.scoresPath);
-  checkOutDir(ck.dir, o.outDir);
+  checkOutDir(ck.dir, o.outDir, [o.scoresPath, o.dataDir]);
   checkShape(cfg, o);
   const convention = o.paramsConvention ?? 'total', roundTo = parseRoundTo(o.roundTo);
   const total = countIn(paramCount(cfg), convention);
@@ -358,7 +359,7 @@ export async function search(o: SearchOptions): Promise<SearchReport> {
     o.onStart?.(space, budget, divisors);
     // candidates are written beside OUT_DIR, so the winner's folder becomes OUT_DIR by a rename
     const parent = nodePath.dirname(nodePath.resolve(o.outDir));
-    fs.mkdirSync(parent, { recursive: true });
+    makeDirs(parent);
     work = fs.mkdtempSync(nodePath.join(parent, `.${nodePath.basename(o.outDir)}.search-`));
     const valid = data.val.batches(o.microBatch, o.seqLen, Math.max(1, Math.ceil(o.valTokens / (o.microBatch * o.seqLen))));
     const trainStart = data.train.state();
@@ -461,14 +462,9 @@ function rankKey(r: CandidateRow): number {
 // ---------------------------------------------------------------------------------------------
 // folders
 
-/** OUT_DIR must be new or an empty folder, and not the model folder. */
-function checkOutDir(modelDir: string, outDir: string): void {
-  const out = nodePath.resolve(outDir);
-  const bad = (rule: string, found: string, hint?: string) => new KompresorError({ code: 'input_invalid', where: `--out ${outDir}`, rule, found, hint });
-  if (!fs.existsSync(out)) return;
-  if (fs.realpathSync(out) === fs.realpathSync(modelDir)) throw bad('the output folder must differ from the model folder', 'the model folder itself');
-  if (!fs.statSync(out).isDirectory()) throw bad('the output must be a folder', 'a file');
-  if (fs.readdirSync(out).length > 0) throw bad('the output folder must be new or empty', `${fs.readdirSync(out).length} entries`, 'the winner\'s checkpoint replaces the folder; pick a new one');
+/** OUT_DIR must be new or an empty folder, and on no input (the shared output guard). */
+function checkOutDir(modelDir: string, outDir: string, inputs: string[]): void {
+  checkOutFolder(outDir, '--out', [modelDir, ...inputs], { mustBeEmpty: true });
 }
 
 function checkShape(cfg: ModelConfig, o: SearchOptions): void {

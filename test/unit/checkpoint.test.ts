@@ -181,3 +181,82 @@ describe('opening refuses', () => {
       /tensor "model\.layers\.7\.mlp\.up_proj\.weight": the tensor must be in the checkpoint; found 12 tensors without it/);
   });
 });
+
+// fuzz report D3 and D9: the symlink rule (src/io/checkpoint.ts symlinkAllowed)
+describe('symlinks in model folders', () => {
+  const FIXTURE = path.join(import.meta.dirname, '../fixtures/llama_tied_gqa');
+
+  test('D3: a sharded Hugging Face hub snapshot (every file a symlink to ../../blobs/<hash>) opens', () => {
+    const hub = fresh('hub');
+    fs.mkdirSync(path.join(hub, 'blobs'));
+    fs.mkdirSync(path.join(hub, 'snapshots', 'rev'), { recursive: true });
+    fs.copyFileSync(path.join(FIXTURE, 'model.safetensors'), path.join(hub, 'blobs', 'w'));
+    fs.copyFileSync(path.join(FIXTURE, 'config.json'), path.join(hub, 'blobs', 'c'));
+    const names = [...openCheckpoint(FIXTURE).tensors.keys()];
+    fs.writeFileSync(path.join(hub, 'blobs', 'i'), JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(names.map((n) => [n, 'model-00001-of-00001.safetensors'])) }));
+    const snap = path.join(hub, 'snapshots', 'rev');
+    fs.symlinkSync('../../blobs/w', path.join(snap, 'model-00001-of-00001.safetensors'));
+    fs.symlinkSync('../../blobs/c', path.join(snap, 'config.json'));
+    fs.symlinkSync('../../blobs/i', path.join(snap, 'model.safetensors.index.json'));
+    const ck = openCheckpoint(snap);
+    assert.deepEqual([...ck.tensors.keys()].sort(), names.sort());
+    assert.deepEqual(ck.read(names[0]), openCheckpoint(FIXTURE).read(names[0]));
+    // the same layout outside a snapshots/ folder is still refused: only a hub cache's blobs/ is trusted
+    const plain = fresh('plain');
+    fs.mkdirSync(path.join(plain, 'blobs'));
+    fs.mkdirSync(path.join(plain, 'x', 'rev'), { recursive: true });
+    for (const f of ['w', 'c', 'i']) fs.copyFileSync(path.join(hub, 'blobs', f), path.join(plain, 'blobs', f));
+    fs.symlinkSync('../../blobs/w', path.join(plain, 'x', 'rev', 'model-00001-of-00001.safetensors'));
+    fs.copyFileSync(path.join(hub, 'blobs', 'c'), path.join(plain, 'x', 'rev', 'config.json'));
+    fs.copyFileSync(path.join(hub, 'blobs', 'i'), path.join(plain, 'x', 'rev', 'model.safetensors.index.json'));
+    throwsWith(() => openCheckpoint(path.join(plain, 'x', 'rev')), 'checkpoint_index', /found a symlink leading out of the folder/);
+  });
+
+  test('D9: a tokenizer-side file that is a symlink out of the folder is refused at opening, and never copied', () => {
+    const dir = fresh('sym');
+    fs.cpSync(FIXTURE, dir, { recursive: true });
+    const secret = path.join(fresh('secret'), 'id_rsa');
+    fs.writeFileSync(secret, 'PRIVATE KEY');
+    fs.symlinkSync(secret, path.join(dir, 'special_tokens_map.json'));
+    throwsWith(() => openCheckpoint(dir), 'tokenizer_invalid',
+      /special_tokens_map\.json: files copied out of a model folder must be inside it; expected a file in .*, found a symlink to .*id_rsa\. Hint: outputs get published/);
+    const out = path.join(fresh('out'), 'copy');
+    throwsWith(() => saveCheckpoint(out, CONFIG, [], { tokenizerFrom: dir }), 'tokenizer_invalid', /files copied out of a model folder must be inside it/);
+    assert.equal(fs.existsSync(out), false, 'nothing written');
+  });
+});
+
+// fuzz report D4: absurd sizes crashed with stacks or a heap OOM (1e9 layers: 49 s, 4.6 GB)
+describe('config sizes against the weights, before any allocation', () => {
+  const FIXTURE = path.join(import.meta.dirname, '../fixtures/llama_tied_gqa');
+  const withConfig = (edit: Record<string, unknown>) => {
+    const dir = fresh('cfg');
+    fs.cpSync(FIXTURE, dir, { recursive: true });
+    const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...c, ...edit }));
+    return dir;
+  };
+
+  test('sizes beyond any real model are refused by name, at once', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ num_hidden_layers: 1e9 }, /config\.json: num_hidden_layers: num_hidden_layers must be at most 4096 \(larger than any real model\); expected at most 4096, found 1000000000\.$/],
+      [{ hidden_size: 2 ** 40 }, /config\.json: hidden_size: hidden_size must be at most 131072/],
+      [{ vocab_size: 2 ** 45 }, /vocab_size must be at most 16777216/],
+      [{ intermediate_size: 2 ** 30 }, /intermediate_size must be at most 1048576/],
+      [{ num_attention_heads: 2 ** 30, num_key_value_heads: 2 ** 30 }, /num_attention_heads must be at most 4096/],
+    ];
+    for (const [edit, re] of cases) {
+      const t0 = performance.now();
+      throwsWith(() => openCheckpoint(withConfig(edit)), 'config_invalid', re);
+      assert.ok(performance.now() - t0 < 2000, JSON.stringify(edit));
+    }
+  });
+
+  test('sizes within the limits but not those of the weights name the key and the tensor', () => {
+    throwsWith(() => openCheckpoint(withConfig({ num_hidden_layers: 4000 })), 'config_invalid',
+      /config\.json: num_hidden_layers: config\.json's sizes must match the weights; expected 4000 layers, found weights for 2 \(model\.layers\.0-1\)\./);
+    throwsWith(() => openCheckpoint(withConfig({ vocab_size: 100000 })), 'config_invalid',
+      /config\.json: vocab_size, hidden_size: config\.json's sizes must match the weights; expected model\.embed_tokens\.weight of shape \[100000,32\], found \[\d+,32\]/);
+    throwsWith(() => openCheckpoint(withConfig({ intermediate_size: 50000 })), 'config_invalid', /intermediate_size, hidden_size: .*expected model\.layers\.0\.mlp\.gate_proj\.weight of shape \[50000,32\]/);
+  });
+});

@@ -387,10 +387,10 @@ describe('bad input: one line on stderr, exit code 1', () => {
     ['escape', 'a shard index naming a file outside the folder', () => [new RegExp(`${esc(path.join(dirs.escape, 'model.safetensors.index.json'))}: "\\.\\./model-00001-of-00001\\.safetensors": shard files must be inside the model folder; expected a file name relative to ${esc(dirs.escape)}, found a path leaving the folder\\.`)]],
     ['noDir', 'a model folder that does not exist', () => [new RegExp(`${esc(path.join(tmp, 'no-such-model'))}: the model folder must exist; found no such folder\\.`)]],
     ['noTokenizer', 'generate on a folder without tokenizer.json', () => [/tokenizer\.json: the model folder must hold tokenizer\.json; found no such file\./]],
-    ['temperatureText', 'a non-numeric --temperature', () => [/--temperature: --temperature takes a number in \[0, Infinity\]; found "hot"\./]],
-    ['maxNewFraction', 'a fractional --max-new-tokens', () => [/--max-new-tokens: --max-new-tokens takes an integer in \[1, Infinity\]; found "2\.5"\./]],
+    ['temperatureText', 'a non-numeric --temperature', () => [/--temperature: --temperature takes a number >= 0; found "hot"\./]],
+    ['maxNewFraction', 'a fractional --max-new-tokens', () => [/--max-new-tokens: --max-new-tokens takes an integer >= 1; found "2\.5"\./]],
     ['topPRange', '--top-p above 1', () => [/--top-p: --top-p takes a number in \[0, 1\]; found "1\.5"\./]],
-    ['seedEmpty', 'an empty --seed', () => [/--seed: --seed takes an integer in \[-Infinity, Infinity\]; found ""\./]],
+    ['seedEmpty', 'an empty --seed', () => [/--seed: --seed takes an integer >= 0; found ""\./]],
     ['cacheTooBig', 'a KV cache that cannot be allocated', () => [/max_new_tokens: the KV cache for prompt \+ max_new_tokens must fit in memory; expected a smaller max_new_tokens, found 1000000000000 \(a \d+\.\d GiB cache/]],
     ['emptyPrompt', 'an empty prompt', () => [/prompt: every prompt needs at least one token; found \[0\]\./]],
   ];

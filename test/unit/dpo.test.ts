@@ -157,7 +157,11 @@ describe('kompresor dpo', () => {
 
   test('bad rows and odd micro-batches: one line on stderr, exit 1', () => {
     fs.writeFileSync(at('bad.jsonl'), '{"prompt": "a", "chosen": "b", "rejected": "c"}\n\n{"prompt": "a", "chosen": "b"}\n');
-    const r = kompresor('dpo', modelDir, '--data', at('bad.jsonl'), '--out', at('bad'), '--steps', '2');
+    // the default --seq-len (1024) is beyond this model's 256 positions: refused before the data is read
+    const long = kompresor('dpo', modelDir, '--data', at('bad.jsonl'), '--out', at('bad'), '--steps', '2');
+    assert.equal(long.status, 1);
+    assert.match(long.stderr, /^kompresor: --seq-len: training rows must fit the model's context; expected at most max_position_embeddings = 256, found 1024\./);
+    const r = kompresor('dpo', modelDir, '--data', at('bad.jsonl'), '--out', at('bad'), '--steps', '2', '--seq-len', '64');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /^kompresor: .*bad\.jsonl:3: the row must have a "rejected" field/);
     assert.equal(r.stderr.trim().split('\n').length, 1);

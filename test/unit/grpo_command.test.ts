@@ -82,6 +82,33 @@ test('a reward module that throws at step 3: one line naming the module and the 
   assert.deepEqual(readMetrics(at('flaky/metrics.jsonl')).map((l) => l.step), [1, 2, 3, 4]);
 });
 
+// fuzz report D2/D6: the reward runs in a worker, so a stuck one cannot hold the run
+test('a reward stuck from step 3 (busy loop): SIGTERM ends the run within 30 s with exit 143, checkpoint 2 intact; --reward-timeout alone ends it with one line', async () => {
+  const stuck = (name: string, body: string) => {
+    const mod = at(name);
+    fs.writeFileSync(mod, `import fs from 'node:fs';\nconst f = ${JSON.stringify(at(name + '.calls'))};\n` +
+      'export default (_p: string[], c: string[]) => {\n  const n = fs.existsSync(f) ? Number(fs.readFileSync(f, "utf8")) + 1 : 1;\n' +
+      `  fs.writeFileSync(f, String(n));\n  if (n === 3) ${body}\n  return c.map((x) => x.length);\n};\n`);
+    return mod;
+  };
+  let sentAt = 0;
+  const args = (mod: string, out: string) => ['grpo', at('model'), '--data', at('train.jsonl'), '--reward', mod, '--out', at(out), '--steps', '4', '--save-every', '1', ...SMALL];
+  const [term, timed] = await Promise.all([
+    kompresor(args(stuck('loop.ts', 'for (;;) {}'), 'stuck1'), (kill) => {
+      // the third call has started: the worker spins, the trainer waits on it
+      if (sentAt === 0 && fs.existsSync(at('loop.ts.calls')) && fs.readFileSync(at('loop.ts.calls'), 'utf8') === '3') { sentAt = performance.now(); kill('SIGTERM'); }
+    }, 120_000),
+    kompresor([...args(stuck('hang.ts', 'return new Promise(() => {});'), 'stuck2'), '--reward-timeout', '2'], undefined, 120_000),
+  ]);
+  assert.equal(term.code, 143, term.stderr);
+  assert.ok(sentAt > 0 && performance.now() - sentAt < 30_000);
+  assert.match(term.stderr.trim().split('\n').at(-1)!, /^kompresor: reward module .*loop\.ts: the reward function was stopped by SIGTERM \(the generation batch of step 3 .*\); found the call had not returned\. Hint: the run stopped; checkpoints already written are intact/);
+  assert.deepEqual(listCheckpoints(at('stuck1')).map((c) => c.step), [2]);
+  assert.equal(timed.code, 1, timed.stderr);
+  assert.match(timed.stderr.trim().split('\n').at(-1)!, /^kompresor: reward module .*hang\.ts: the reward function must return within --reward-timeout 2 s \(the generation batch of step 3 .*\); found no result after 2 s; its worker was stopped\./);
+  assert.deepEqual(listCheckpoints(at('stuck2')).map((c) => c.step), [2]);
+});
+
 test('refused before loading the model: micro-batch not a multiple of G, --seq-len given, unknown reward', async () => {
   const base = ['grpo', at('model'), '--data', at('train.jsonl'), '--out', at('never'), '--steps', '2'];
   const cases: [string[], RegExp][] = [

@@ -10,6 +10,7 @@ import { extractLastNumber, numericReward, formatReward, lengthReward, loadRewar
   type BuiltinRewardOptions, type RewardInfo } from '../../src/align/rewards.ts';
 import { throwsWith, tempDir } from '../helpers.ts';
 import { KompresorError } from '../../src/errors.ts';
+import { stopRewardWorkers } from '../../src/align/reward_sandbox.ts';
 
 const OPTS: BuiltinRewardOptions = { answerField: 'answer', tolerance: 1e-6, formatRegex: DEFAULT_FORMAT_REGEX, lengthMax: 8, lengthCache: 4 };
 const info = (ids: number[][]): RewardInfo => ({ completionIds: ids, batch: 'the generation batch of step 3 (data.jsonl:4)' });
@@ -101,13 +102,47 @@ describe('reward modules', () => {
 
   const unloadable: [string, string | null, RegExp][] = [
     ['nodefault.ts', 'export const reward = () => [1];', /^reward module .*nodefault\.ts: the reward module must export a default function \(prompts, completions, rows\) => number\[\]; found no default export\./],
-    ['syntax.ts', 'export default (=> 1;', /^reward module .*syntax\.ts: the reward module must load; found .*\. Hint: fix the module/],
+    // D22: esbuild's first line ("Transform failed with 1 error:") said nothing; the next one is kept
+    ['syntax.ts', 'export default (=> 1;', /^reward module .*syntax\.ts: the reward module must load; found TransformError: Transform failed with 1 error: .*syntax\.ts:1:\d+: ERROR: .*\. Hint: fix the module/],
+    ['toplevel_loop.ts', 'for (;;) {}\nexport default () => [1];', /^reward module .*toplevel_loop\.ts: the reward function must load within --reward-timeout 10 s; found no result after 10 s; its worker was stopped\./],
     ['missing.ts', null, /^reward module .*missing\.ts: the reward module must be a file; found no such file\./],
   ];
   for (const [file, body, re] of unloadable) {
     test(`refused at loading: ${file}`, async () => {
       const p = body === null ? path.join(dir, file) : mod(file, body);
-      await assert.rejects(loadRewards([p], undefined, OPTS), (e: unknown) => { assert.ok(e instanceof KompresorError && !e.message.includes('\n'), String(e)); assert.match(e.message, re); return true; });
+      await assert.rejects(loadRewards([p], undefined, { ...OPTS, timeoutS: 0.5 }), (e: unknown) => { assert.ok(e instanceof KompresorError && !e.message.includes('\n'), String(e)); assert.match(e.message, re); return true; });
     });
   }
+});
+
+// fuzz report D2 and D6: a reward runs in a worker thread with a deadline, so one that never
+// returns (a busy loop) or never settles (a promise nobody resolves) ends with one line, and a
+// stop signal ends a call in flight at once
+describe('reward modules that do not return', () => {
+  const dir = tempDir('kompresor-rewards-stuck-');
+  const mod = (name: string, body: string) => { const p = path.join(dir, name); fs.writeFileSync(p, body); return p; };
+  const rows = [{ answer: 1 }, { answer: 2 }];
+  const stuck = (e: unknown, re: RegExp) => { assert.ok(e instanceof KompresorError && !e.message.includes('\n'), String(e)); assert.match(e.message, re); return true; };
+
+  for (const [file, body] of [['loop.ts', 'export default () => { for (;;) {} };'], ['hang.ts', 'export default () => new Promise(() => {});']]) {
+    test(`${file}: the call is stopped at --reward-timeout with one line`, async () => {
+      const rewards = await loadRewards([mod(file, body)], undefined, { ...OPTS, timeoutS: 0.5 });
+      const t0 = performance.now();
+      await assert.rejects(scoreRewards(rewards, ['p', 'q'], ['a', 'b'], rows, info([[], []]), 'the run stopped; its last checkpoint is intact'),
+        (e) => stuck(e, new RegExp(`^reward module .*${file.replace('.', '\\.')}: the reward function must return within --reward-timeout 0\\.5 s \\(the generation batch of step 3 \\(data\\.jsonl:4\\)\\); found no result after 0\\.5 s; its worker was stopped\\. Hint: the run stopped; its last checkpoint is intact$`)));
+      assert.ok(performance.now() - t0 < 10_000);
+    });
+  }
+
+  test('stopRewardWorkers (a SIGINT/SIGTERM) ends a call in flight at once', async () => {
+    const rewards = await loadRewards([mod('loop2.ts', 'export default () => { for (;;) {} };')], undefined, { ...OPTS, timeoutS: 600 });
+    const pending = scoreRewards(rewards, ['p', 'q'], ['a', 'b'], rows, info([[], []]));
+    setTimeout(() => stopRewardWorkers('SIGTERM'), 100);
+    await assert.rejects(pending, (e) => stuck(e, /^reward module .*loop2\.ts: the reward function was stopped by SIGTERM \(the generation batch of step 3 .*\); found the call had not returned\.$/));
+  });
+
+  test('a value the worker cannot send back is described, not lost', async () => {
+    const rewards = await loadRewards([mod('fn.ts', 'export default () => ({ f: () => 1 });')], undefined, OPTS);
+    await assert.rejects(scoreRewards(rewards, ['p', 'q'], ['a', 'b'], rows, info([[], []])), (e) => stuck(e, /expected an array of 2 numbers, found an object\./));
+  });
 });

@@ -229,7 +229,7 @@ describe('search', () => {
     });
     fs.mkdirSync(at('used'));
     fs.writeFileSync(at('used', 'x'), '');
-    await assert.rejects(search(base(at('used'))), /--out .*used: the output folder must be new or empty; found 1 entries/);
+    await assert.rejects(search(base(at('used'))), /--out .*used: the output folder must be new or empty; found 1 entry \(x\)/);
     const other = at('other-scores.json');
     saveScores(other, scoresFor({ ...cfg, hiddenSize: 32 }, 1));
     await assert.rejects(search(base(at('never'), { scoresPath: other })), /model\.hidden_size: the scores must belong to the model being pruned; expected 64, found 32/);

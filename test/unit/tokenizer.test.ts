@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { KompresorError } from '../../src/errors.ts';
-import { loadTokenizer, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
+import { loadTokenizer, nestedQuantifier, type LoadedTokenizer } from '../../src/io/tokenizer.ts';
+import { vocabKv } from '../../src/export/gguf_vocab.ts';
 import { throwsWith, tempDir } from '../helpers.ts';
 
 
@@ -200,7 +201,7 @@ describe('loading refuses', () => {
 
   test('a tokenizer.json the library cannot build', () => {
     const dir = tinyDir('bad');
-    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ ...tinyTokenizerJson(), model: { type: 'Nonsense' } }));
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ ...tinyTokenizerJson(), model: { type: 'BPE', vocab: { a: 0 }, merges: 'x' } }));
     throwsWith(() => loadTokenizer(dir), 'tokenizer_invalid', /must be loadable by @huggingface\/tokenizers/);
   });
 
@@ -208,5 +209,49 @@ describe('loading refuses', () => {
     const dir = tinyDir('notjson');
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": ');
     throwsWith(() => loadTokenizer(dir), 'tokenizer_invalid', /tokenizer\.json: the file must be valid JSON/);
+  });
+});
+
+// fuzz report D12, D18, D23: tokenizer.json contents @huggingface/tokenizers or llama.cpp
+// accept and then misbehave on
+describe('tokenizer.json refusals', () => {
+  const POLISH = path.join(import.meta.dirname, '../../models/polish-teacher');
+  const edited = (edit: (t: Record<string, any>) => void): string => {
+    const dir = fs.mkdtempSync(path.join(tempDir('kp-tok-'), 'm'));
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(POLISH, f), path.join(dir, f));
+    const t = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+    edit(t);
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(t));
+    return dir;
+  };
+
+  test('D23: an unknown model type or an empty vocabulary', () => {
+    throwsWith(() => loadTokenizer(edited((t) => { t.model.type = 'Foo'; })), 'tokenizer_invalid',
+      /tokenizer\.json: model\.type: the tokenizer model must be one @huggingface\/tokenizers implements; expected BPE, WordPiece, WordLevel, Unigram, found "Foo"\./);
+    throwsWith(() => loadTokenizer(edited((t) => { t.model.vocab = {}; t.model.merges = []; })), 'tokenizer_invalid',
+      /tokenizer\.json: model\.vocab: the vocabulary must not be empty; expected at least one token, found none\./);
+  });
+
+  test('D18: a pre-tokenizer regex with nested quantifiers is refused (it hung generate on 40 "a"s)', () => {
+    const dir = edited((t) => { t.pre_tokenizer.pretokenizers[0].pattern.Regex = '(a+)+$'; });
+    const t0 = performance.now();
+    throwsWith(() => loadTokenizer(dir), 'tokenizer_invalid',
+      /tokenizer\.json: pre_tokenizer\.pretokenizers\.0\.pattern\.Regex: tokenizer regexes must not nest quantifiers .*found "\(a\+\)\+"\./);
+    assert.ok(performance.now() - t0 < 2000);
+    for (const p of ['(a*)*', '((ab)+c)*', '(\\w+\\s?){3,}', '(?:x+)+']) assert.notEqual(nestedQuantifier(p), null, p);
+    // the shipped tokenizers' patterns (GPT-2, Llama 3) are fine
+    assert.equal(nestedQuantifier("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"), null);
+    assert.equal(nestedQuantifier("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"), null);
+    assert.ok(loadTokenizer(POLISH).encode('Ala ma kota').length > 0);
+  });
+
+  test('D12: GGUF export refuses a token text with NUL (llama.cpp aborts on load)', () => {
+    const dir = edited((t) => {
+      const v = t.model.vocab as Record<string, number>;
+      const k = Object.keys(v).find((s) => v[s] === 300)!;
+      delete v[k];
+      v['a\u0000b'] = 300;
+    });
+    throwsWith(() => vocabKv(dir, 4096, {}), 'tokenizer_invalid', /tokenizer\.json: token id 300: GGUF token texts must not contain NUL; found "a\\u0000b"\. Hint: llama\.cpp cuts token texts at NUL/);
   });
 });
