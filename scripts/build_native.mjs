@@ -32,7 +32,9 @@ try {
   let haveNinja = true;
   try { execFileSync('ninja', ['--version'], { stdio: 'ignore' }); } catch { haveNinja = false; }
   const generator = haveNinja ? ['-G', 'Ninja'] : ['-G', 'Unix Makefiles'];
-  execFileSync(process.execPath, [cmakeJs, 'compile', '-d', join(root, 'native'), '-O', join(root, 'native/build'), '--CDCMAKE_BUILD_TYPE=Release', ...generator],
+  // KOMPRESOR_MARCH=x86-64-v3 (say) builds for that instruction set instead of -march=native
+  const march = process.env.KOMPRESOR_MARCH ? [`--CDKOMPRESOR_MARCH=${process.env.KOMPRESOR_MARCH}`] : [];
+  execFileSync(process.execPath, [cmakeJs, 'compile', '-d', join(root, 'native'), '-O', join(root, 'native/build'), '--CDCMAKE_BUILD_TYPE=Release', ...generator, ...march],
     { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   console.error('build_native: built ' + out);
 } catch (e) {
