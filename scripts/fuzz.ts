@@ -40,5 +40,5 @@ const { dir, results } = await runSession({
 });
 console.log(formatResults(results));
 const s = summary(results);
-if (keep || s.newFailures + s.known > 0) console.log(`\ncase folders (inputs in in/, outputs in out/): ${dir}`);
+if (keep || s.newFailures + s.known > 0) console.log(`\ncase folders (inputs in in/, outputs in out/, stderr.txt): ${dir}`);
 process.exitCode = s.newFailures > 0 ? 1 : 0;

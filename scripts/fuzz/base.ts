@@ -1,5 +1,5 @@
 // The fuzz target's healthy inputs, made once per session and never modified by a case: a tiny
-// Llama (hidden 32, 2 layers, 262-token byte-level BPE with ChatML) with seeded random weights,
+// Llama (hidden 32, 2 layers, 259-token byte-level BPE with ChatML) with seeded random weights,
 // and valid rows of every JSONL format and a valid recipe that the generators then break.
 // The weights are written through io/ only (not the model/ classes), so this file does not
 // follow the decoder's internals.

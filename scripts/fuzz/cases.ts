@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { Pick, caseSeed, badValue, badSize, mutateObject, damageJsonText, mutateLine, flipBytes } from './mutate.ts';
 import { sentence, textRow, sftRow, dpoRow, grpoRow } from './base.ts';
 
-export const FAMILIES = ['safetensors', 'config', 'tokenizer', 'prepare', 'sft', 'dpo', 'grpo', 'recipe'] as const;
+export const FAMILIES = ['safetensors', 'config', 'tokenizer', 'prepare', 'sft', 'dpo', 'grpo', 'recipe', 'flags'] as const;
 export type Family = (typeof FAMILIES)[number];
 
 export interface FuzzCase {
@@ -46,6 +46,7 @@ export function makeCase(seed: number, index: number, base: BaseFiles): FuzzCase
 const GENERATORS: Record<Family, (p: Pick, c: FuzzCase, b: BaseFiles) => void> = {
   safetensors: safetensorsCase, config: configCase, tokenizer: tokenizerCase, prepare: prepareCase,
   sft: (p, c) => alignCase(p, c, 'sft'), dpo: (p, c) => alignCase(p, c, 'dpo'), grpo: (p, c) => alignCase(p, c, 'grpo'), recipe: recipeCase,
+  flags: flagsCase,
 };
 
 /** A command that reads the model folder @IN/model (every one of them loads all of it). */
@@ -311,4 +312,42 @@ function recipeCase(p: Pick, c: FuzzCase): void {
   // a quarter of the runs use the default run folder (runs/<name>, under the working folder)
   if (p.chance(0.25)) { c.args = ['pipeline', '@IN/recipe.yaml']; c.outputs = ['cwd/runs']; }
   else c.args = ['pipeline', '@IN/recipe.yaml', '--out', '@OUT/run'];
+}
+
+// ---------------------------------------------------------------------------------------------
+// flags
+
+/** Valid command lines on the healthy model; flagsCase breaks one flag of one of them. */
+const FLAG_COMMANDS: string[][] = [
+  ['generate', '@BASE', '--prompt', 'ala ma', '--max-new-tokens', '3', '--temperature', '0.7', '--top-k', '5', '--top-p', '0.9', '--seed', '1'],
+  ['logits', '@BASE', '--ids', '1,2,3;4,5,6', '--out', '@OUT/logits.json'],
+  ['export', '@BASE', '--gguf', '@OUT/model.gguf', '--dtype', 'q8_0'],
+  ['data', 'prepare', '--input', '@IN/corpus.txt', '--tokenizer', '@BASE', '--out', '@OUT/data', '--workers', '0', '--val-fraction', '0.2', '--seed', '1'],
+  ['sft', '@BASE', '--data', '@IN/sft.jsonl', '--out', '@OUT/run', '--steps', '1', '--micro-batch', '2', '--seq-len', '128', '--eval-batches', '1', '--lr', '1e-3', '--warmup', '0'],
+  ['grpo', '@BASE', '--data', '@IN/grpo.jsonl', '--reward', 'numeric', '--out', '@OUT/run', '--steps', '1', '--num-generations', '2', '--micro-batch', '2',
+    '--max-new-tokens', '3', '--max-prompt-length', '32', '--temperature', '1'],
+];
+
+/** Values a numeric or path flag must refuse with one line (none of them costs time or memory). */
+const BAD_FLAG_VALUES = ['-1', '0', 'abc', '', 'NaN', '1.5', 'Infinity', '-0', '1e400', ' 2 '];
+
+function flagsCase(p: Pick, c: FuzzCase): void {
+  c.files['corpus.txt'] = Array.from({ length: 6 }, () => sentence(p)).join('\n\n') + '\n';
+  c.files['sft.jsonl'] = Array.from({ length: 4 }, () => JSON.stringify(sftRow(p))).join('\n') + '\n';
+  c.files['grpo.jsonl'] = Array.from({ length: 4 }, () => JSON.stringify(grpoRow(p))).join('\n') + '\n';
+  const args = [...p.one(FLAG_COMMANDS)];
+  const flags = args.flatMap((a, i) => (a.startsWith('--') ? [i] : []));
+  const i = p.one(flags), flag = args[i];
+  const kind = p.int(6);
+  let what: string;
+  if (kind <= 1) {
+    const v = /^@OUT/.test(args[i + 1]) ? p.one(['@BASE/model.safetensors', '@BASE/config.json', '@BASE', '', '@IN']) : p.one(BAD_FLAG_VALUES);
+    what = `${flag} ${JSON.stringify(v)}${v.startsWith('@BASE') ? " (the model's own files)" : ''}`;
+    args[i + 1] = v;
+  } else if (kind === 2) { args.splice(i, 2); what = `${flag} left out`; }
+  else if (kind === 3) { args.push('--no-such-flag', '1'); what = 'an unknown flag'; }
+  else if (kind === 4) { args.push(flag, args[i + 1]); what = `${flag} given twice`; }
+  else { args.splice(i + 1, 1); what = `${flag} without its value`; }
+  c.args = args;
+  c.mutation = `${args[0] === 'data' ? 'data prepare' : args[0]}: ${what}`;
 }

@@ -55,6 +55,7 @@ export async function runSession(o: SessionOptions): Promise<{ dir: string; resu
     results.push(res);
     o.onResult?.(res);
     if (verdict.ok && !o.keep) fs.rmSync(r.dir, { recursive: true, force: true });
+    else fs.writeFileSync(nodePath.join(r.dir, 'stderr.txt'), r.stderr);
   }
   if (!o.keep && results.every((r) => r.verdict.ok)) fs.rmSync(dir, { recursive: true, force: true });
   return { dir, results };
