@@ -5,8 +5,9 @@
 //     with -march=native (KOMPRESOR_MARCH fixes it);
 //   - the BLAS library, its kernel set (core type) and thread count; OpenMP's thread count;
 //   - the Node version (V8's Math.exp/log) and whether the native addon ran at all.
-// `key` is a short hash of the parts that decide the bits (not the CPU's model name), equal on
-// machines that should give byte-identical results.
+// `key` is a short hash of the parts that decide the bits (not the CPU's model name; the SIMD
+// flags only when the addon was built with -march=native), equal on machines that should give
+// byte-identical results.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -54,7 +55,9 @@ function compute(): MachineFingerprint {
     blas: info?.blas ?? null, blas_core: info?.blasCore ?? null, blas_threads: info?.blasThreads ?? null, omp_threads: info?.ompThreads ?? null,
     addon_flags: info?.cxxFlags ?? null, compiler: info?.compiler ?? null, pinned: process.env.KOMPRESOR_PIN === '1', env,
   };
-  const decisive = [f.arch, f.cpu_flags.join(' '), f.node, f.native, f.blas, f.blas_core, f.blas_threads, f.omp_threads, f.addon_flags, f.compiler];
+  // the CPU's flags decide our kernels' code only under -march=native (OpenBLAS's choice is blas_core)
+  const flags = f.native && /-march=native\b/.test(f.addon_flags ?? '') ? f.cpu_flags.join(' ') : null;
+  const decisive = [f.arch, flags, f.node, f.native, f.blas, f.blas_core, f.blas_threads, f.omp_threads, f.addon_flags, f.compiler];
   return { key: crypto.createHash('sha256').update(JSON.stringify(decisive)).digest('hex').slice(0, 12), ...f };
 }
 
