@@ -2,7 +2,7 @@
 // Skips the build when the addon is newer than every source file. A failed build is reported
 // and leaves the plain TypeScript kernels in charge (slow, but correct): it never fails `npm install`.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,7 +32,14 @@ try {
   let haveNinja = true;
   try { execFileSync('ninja', ['--version'], { stdio: 'ignore' }); } catch { haveNinja = false; }
   const generator = haveNinja ? ['-G', 'Ninja'] : ['-G', 'Unix Makefiles'];
-  execFileSync(process.execPath, [cmakeJs, 'compile', '-d', join(root, 'native'), '-O', join(root, 'native/build'), '--CDCMAKE_BUILD_TYPE=Release', ...generator],
+  // KOMPRESOR_MARCH=x86-64-v3 (say) builds for that instruction set instead of -march=native;
+  // always passed, so that a value left in CMake's cache by an earlier build does not stick
+  const march = process.env.KOMPRESOR_MARCH || 'native';
+  // `compile` reuses a configured build folder, so another -march needs `rebuild` (configure again)
+  const cache = join(root, 'native/build/CMakeCache.txt');
+  const cached = existsSync(cache) ? /^KOMPRESOR_MARCH:\w+=(.*)$/m.exec(readFileSync(cache, 'utf8'))?.[1] : march;
+  const verb = cached === march ? 'compile' : 'rebuild';
+  execFileSync(process.execPath, [cmakeJs, verb, '-d', join(root, 'native'), '-O', join(root, 'native/build'), '--CDCMAKE_BUILD_TYPE=Release', ...generator, `--CDKOMPRESOR_MARCH=${march}`],
     { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   console.error('build_native: built ' + out);
 } catch (e) {

@@ -3,7 +3,9 @@
 // split across threads; the arithmetic is done in double (free next to the memory traffic) so
 // each stored value is rounded once, as in the reference.
 #include "common.h"
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 // below this many elements a parallel region costs more than it saves (and decoding calls
 // these kernels with a handful of rows)
@@ -46,15 +48,29 @@ static Napi::Value adamwUpdate(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// sumSquares(x, n): sum of x[i]^2 in double (the global gradient norm for clipping)
+// sumSquares(x, n): sum of x[i]^2 in double (the global gradient norm for clipping). The sum
+// is taken over fixed blocks of SUMSQ_BLOCK elements, whose partial sums are then added in block
+// order on one thread: the result is the same for any thread count (an OpenMP reduction adds
+// per-thread partials, so its rounding changed with OMP_NUM_THREADS and with it the clipping).
+static constexpr int64_t SUMSQ_BLOCK = 1 << 14;
+
 static Napi::Value sumSquares(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ARG_INT(n, 1);
   ARG_F32(x, 0, n, false);
   const float* p = x.data;
+  const int64_t nb = (n + SUMSQ_BLOCK - 1) / SUMSQ_BLOCK;
+  std::vector<double> part(nb, 0.0);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t end = std::min(n, (b + 1) * SUMSQ_BLOCK);
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b * SUMSQ_BLOCK; i < end; i++) s += (double)p[i] * p[i];
+    part[b] = s;
+  }
   double s = 0.0;
-#pragma omp parallel for simd reduction(+ : s) schedule(static) if (n >= PARALLEL_MIN)
-  for (int64_t i = 0; i < n; i++) s += (double)p[i] * p[i];
+  for (int64_t b = 0; b < nb; b++) s += part[b];
   return Napi::Number::New(env, s);
 }
 

@@ -3,7 +3,13 @@
 #include <cblas.h>
 #include <omp.h>
 
+#ifndef KOMPRESOR_CXX_FLAGS
+#define KOMPRESOR_CXX_FLAGS "unknown"
+#endif
+
 extern "C" char* openblas_get_config(void);
+extern "C" char* openblas_get_corename(void);
+extern "C" int openblas_get_parallel(void);
 extern "C" void openblas_set_num_threads(int);
 extern "C" int openblas_get_num_threads(void);
 
@@ -13,6 +19,13 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("blas", Napi::String::New(env, openblas_get_config()));
   o.Set("blasThreads", Napi::Number::New(env, openblas_get_num_threads()));
   o.Set("ompThreads", Napi::Number::New(env, omp_get_max_threads()));
+  // what decides the bits of a result besides the inputs: the BLAS kernel set picked for this
+  // CPU at load time (OPENBLAS_CORETYPE overrides it), its threading, and how this addon was
+  // compiled (-march: the instruction set and FMA contraction of our own kernels)
+  o.Set("blasCore", Napi::String::New(env, openblas_get_corename()));
+  o.Set("blasParallel", Napi::Number::New(env, openblas_get_parallel()));
+  o.Set("cxxFlags", Napi::String::New(env, KOMPRESOR_CXX_FLAGS));
+  o.Set("compiler", Napi::String::New(env, __VERSION__));
   return o;
 }
 

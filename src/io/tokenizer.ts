@@ -59,6 +59,7 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
   const configPath = nodePath.join(dir, 'tokenizer_config.json');
   const tokConfig = fs.existsSync(configPath) ? readJsonObject(configPath) : {};
   checkTokenizerModel(jsonPath, tokenizerJson);
+  checkTokenIds(jsonPath, tokenizerJson);
   const tok = construct(jsonPath, tokenizerJson, tokConfig);
   const specials = specialTokenStrings(tokConfig);
   const idOf = (t: string | undefined) => (t === undefined ? null : tok.token_to_id(t) ?? null);
@@ -132,6 +133,30 @@ function checkTokenizerModel(path: string, json: Json): void {
     if (nested) {
       throw bad(where, 'tokenizer regexes must not nest quantifiers (they take exponential time on short inputs)', 'a group without + or * inside when it is repeated',
         JSON.stringify(nested), 'this is not a tokenizer a model was trained with; re-download tokenizer.json');
+    }
+  }
+}
+
+/**
+ * Token ids must be integers from 0, dense up to a slack of ID_SLACK: @huggingface/tokenizers
+ * stores the vocabulary as an array indexed by id and walks it to its length, so one id of 1e9
+ * made every command that loads the tokenizer hang (found by scripts/fuzz.ts).
+ */
+const ID_SLACK = 65_536;
+
+function checkTokenIds(path: string, json: Json): void {
+  const model = json.model as Json | undefined;
+  const vocab = model && typeof model.vocab === 'object' && model.vocab !== null && !Array.isArray(model.vocab) ? Object.entries(model.vocab as Json) : [];
+  const added = Array.isArray(json.added_tokens) ? (json.added_tokens as Json[]).map((t): [string, unknown] => [String(t?.content), t?.id]) : [];
+  // a Unigram vocabulary is a list ([token, score] pairs, ids by position): only its length counts
+  const listed = model && Array.isArray(model.vocab) ? model.vocab.length : vocab.length;
+  const limit = listed + added.length + ID_SLACK;
+  for (const [where, list] of [['model.vocab', vocab], ['added_tokens', added]] as const) {
+    for (const [token, id] of list) {
+      if (typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < limit) continue;
+      throw new KompresorError({ code: 'tokenizer_invalid', where: `${path}: ${where} ${JSON.stringify(token)}`,
+        rule: `token ids must be integers from 0 to the token count plus ${ID_SLACK}`, expected: `an integer in [0, ${limit})`, found: JSON.stringify(id),
+        hint: 're-export the tokenizer with a recent transformers (tokenizer.save_pretrained)' });
     }
   }
 }

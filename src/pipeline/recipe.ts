@@ -369,6 +369,9 @@ class Reader {
   }
 
   private checkValue(v: ArgValue, path: (string | number)[], o: { takesValue: boolean; variadic: boolean }, flag: string): ArgValue {
+    // a NUL cannot pass through exec(): refused here, naming the key, not as a spawn() stack later
+    const nul = (Array.isArray(v) ? v : [v]).find((x) => typeof x === 'string' && x.includes('\0'));
+    if (nul !== undefined) this.fail(path, `${flag} must not hold a NUL character (no command-line argument can)`, { found: JSON.stringify(nul) });
     if (!o.takesValue) {
       if (v !== true) this.fail(path, `${flag} is a switch`, { expected: 'true (or false to leave it out)', found: JSON.stringify(v) });
       return v;

@@ -11,6 +11,7 @@
 //   speed-up                       `bench --vs` steps' ratios (engine kompresor and llama.cpp)
 //   curves                         trainer steps' metrics.jsonl (train, distill, sft, dpo, grpo)
 //   importance charts              the SVGs `score` and `prune` wrote beside their outputs
+//   made on                        the machine fingerprint of the last session of the step that made the student
 // A piece whose step is not in the recipe or has not finished is listed under "missing" and shown
 // as missing; nothing is estimated.
 import fs from 'node:fs';
@@ -20,6 +21,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { readMetrics, type MetricsLine } from '../train/metrics.ts';
 import { linePlot, downsample, esc, type Series } from '../report/svg_plot.ts';
 import { inlineSvg } from '../report/pruning_report.ts';
+import { describeMachine, type MachineFingerprint } from '../tensor/machine.ts';
 import { readState, type PipelineState, type StepRecord } from './runner.ts';
 
 export const REPORT_FORMAT = 'kompresor-pipeline-report';
@@ -80,6 +82,12 @@ export interface PipelineReport {
   figures: { file: string; title: string }[];
   importance: { step: string; command: string; figures: string[] }[];
   steps: { name: string; command: string; status: string; seconds: number; sessions: number; command_line: string; error: string | null }[];
+  /**
+   * The machine that made the student (src/tensor/machine.ts): the last session of the step whose
+   * output it is; and the finished steps with a session on a machine of another key, whose
+   * results another run on the student's machine would not reproduce bit for bit.
+   */
+  machine: { step: string | null; made_on: MachineFingerprint | null; other_machines: { step: string; key: string; machine: string }[] };
   missing: string[];
 }
 
@@ -131,8 +139,22 @@ export function buildReport(state: PipelineState, runDir: string, svgs: Figures)
     importance: ctx.importance(),
     steps: state.steps.map((s) => ({ name: s.name, command: s.command, status: s.status, seconds: round(s.seconds, 1), sessions: s.sessions.length,
       command_line: s.command_line, error: s.error })),
+    machine: madeOn(state, studentPath),
     missing: ctx.missing,
   };
+}
+
+/** See PipelineReport.machine; runs from before fingerprints were recorded give nulls. */
+export function madeOn(state: PipelineState, student: string | null): PipelineReport['machine'] {
+  const finished = state.steps.filter((s) => s.status === 'finished');
+  const maker = student === null ? undefined
+    : finished.find((s) => (s.model !== null && samePath(s.model, student)) || (s.out !== null && samePath(s.out, student)));
+  const made = maker?.sessions.at(-1)?.machine ?? null;
+  const other_machines = made === null ? [] : finished.flatMap((s) => {
+    const m = s.sessions.map((x) => x.machine).find((x) => x !== undefined && x.key !== made.key);
+    return m ? [{ step: s.name, key: m.key, machine: describeMachine(m) }] : [];
+  });
+  return { step: maker?.name ?? null, made_on: made, other_machines };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,7 +420,9 @@ function headline(r: PipelineReport): Table {
   const kept = r.recovery.average !== null ? `${pct(r.recovery.average)} of the teacher's average score (${r.recovery.tasks.length} tasks, step ${r.recovery.step})` : 'missing';
   const faster = [r.speedup.decode !== null ? `${times(r.speedup.decode)} decode on the engine` : 'engine: missing',
     r.speedup.llama_cpp ? `${times(r.speedup.llama_cpp.decode)} in llama.cpp` : 'llama.cpp: missing'].join('; ');
-  return { head: ['question', 'answer'], rows: [['How much smaller?', smaller], ['How much quality is kept?', kept], ['How much faster?', faster]] };
+  const m = r.machine.made_on;
+  const made = m ? `${describeMachine(m)}, step ${r.machine.step}${r.machine.other_machines.length ? `; steps ${r.machine.other_machines.map((o) => o.step).join(', ')} ran on another machine` : ''}` : 'missing';
+  return { head: ['question', 'answer'], rows: [['How much smaller?', smaller], ['How much quality is kept?', kept], ['How much faster?', faster], ['Made on?', made]] };
 }
 
 function paramsTable(r: PipelineReport): Table {
@@ -477,6 +501,21 @@ function stepsTable(r: PipelineReport): Table {
   };
 }
 
+/** The student's machine fingerprint, one row per part that decides its bits (README "Reproducibility"). */
+function machineTable(r: PipelineReport): Table | null {
+  const m = r.machine.made_on;
+  if (!m) return null;
+  return {
+    head: ['made on', `step ${r.machine.step}`],
+    rows: [['CPU', `${m.cpu} (${m.cpus} CPUs, ${m.arch})`], ['SIMD flags', m.cpu_flags.join(' ') || '—'],
+      ['BLAS', m.blas ?? 'none (TypeScript kernels)'], ['BLAS core type', m.blas_core ?? '—'],
+      ['threads', m.native ? `OpenBLAS ${m.blas_threads}, OpenMP ${m.omp_threads}` : '1 (TypeScript)'],
+      ['native addon', m.native ? `${m.addon_flags} (GCC ${m.compiler})` : 'off'], ['Node', m.node],
+      ['pinned (KOMPRESOR_PIN=1)', m.pinned ? 'yes' : 'no'], ['fingerprint key', m.key],
+      ...r.machine.other_machines.map((o) => [`step ${o.step} ran on`, o.machine])],
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // report.md
 
@@ -502,6 +541,8 @@ export function renderMarkdown(r: PipelineReport): string {
   if (r.importance.length === 0) out.push('*missing*', '');
   for (const g of r.importance) out.push(`${g.step} (${g.command}): ${g.figures.map((f) => `[${nodePath.basename(f)}](${f})`).join(', ')}`, '');
   out.push('## Commands', '', mdTable(stepsTable(r)), '');
+  const machine = machineTable(r);
+  out.push('## Machine', '', machine ? mdTable(machine) : '*missing*', '');
   if (r.missing.length) out.push('## Missing', '', ...r.missing.map((m) => `- ${m}`), '');
   return out.join('\n');
 }
@@ -564,6 +605,9 @@ export function renderHtml(r: PipelineReport, runDir: string, svgs: Figures): st
     parts.push('</details>');
   }
   parts.push('<h2>Commands</h2>', htmlTable(stepsTable(r), '', 3));
+  const machine = machineTable(r);
+  parts.push('<h2>Machine</h2>', machine ? htmlTable(machine) : missing('the machine that made the student'),
+    '<p class="muted">Another run gives a byte-identical student only on a machine with the same fingerprint key (README, "Reproducibility").</p>');
   if (r.missing.length) parts.push('<h2>Missing</h2>', `<ul>${r.missing.map((m) => `<li class="missing">${esc(m)}</li>`).join('')}</ul>`);
   parts.push('<p class="muted">The numbers: report.json; each step\'s JSON: steps/&lt;name&gt;/result.json.</p>', '</body></html>');
   return parts.filter((p) => p !== '').join('\n') + '\n';

@@ -26,6 +26,7 @@ import nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KompresorError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { machineFingerprint, type MachineFingerprint } from '../tensor/machine.ts';
 import { PROGRESS_FILE_ENV, type ProgressState } from '../cli/progress.ts';
 import { commandLine, type Plan, type PlannedStep } from './recipe.ts';
 
@@ -43,6 +44,8 @@ export interface Session {
   exit: number | null;
   signal: string | null;
   resumed: boolean;
+  /** The machine the session ran on (the step's child inherits this process's environment). */
+  machine?: MachineFingerprint;
 }
 
 /** One step in pipeline_state.json. */
@@ -312,7 +315,7 @@ async function runStep(plan: Plan, state: PipelineState, step: PlannedStep, acti
   fs.mkdirSync(partial, { recursive: true });
   const logFile = nodePath.join(partial, 'log.txt');
   fs.appendFileSync(logFile, `# ${new Date().toISOString()} ${commandLine(action.argv)}\n`);
-  const session: Session = { started: new Date().toISOString(), seconds: 0, exit: null, signal: null, resumed: action.kind === 'resume' };
+  const session: Session = { started: new Date().toISOString(), seconds: 0, exit: null, signal: null, resumed: action.kind === 'resume', machine: machineFingerprint() };
   Object.assign(rec, { status: 'running', hash, run_id: null, finished_at: null, error: null, pid: null });
   markOutdated(plan, state, step);
   rec.sessions.push(session);

@@ -29,6 +29,7 @@ import { nextTokenCE, type Objective, type ObjectiveResult } from './objective.t
 import { type TrainOptions, validateTrainOptions, totalSteps, tokensPerStep, firstDifference } from './options.ts';
 import { MetricsLog, type MetricsLine } from './metrics.ts';
 import { writeTrainingReport } from './report.ts';
+import { machineFingerprint } from '../tensor/machine.ts';
 import {
   writeRunCheckpoint, latestCheckpoint, listCheckpoints, readTrainState, readWeightsInto, readOptimizerInto,
   fsyncDir, STATE_FORMAT, STATE_VERSION, type TrainState, type CheckpointFileHook,
@@ -277,7 +278,8 @@ function stateOf<TBatch>(run: TrainRun<TBatch>, o: TrainOptions, objective: Obje
     step: s.step, tokens: s.tokens, seconds: s.seconds, loss: finiteOrNull(s.loss), validLoss: finiteOrNull(s.validLoss), rng: s.rng.state,
     source: run.train.state(), objective: objective.name,
     schedule: { totalSteps: totalSteps(o), lr: o.lr, minLr: o.minLr, warmup: o.warmup },
-    options: o, metrics: s.log.sync(), meta: run.meta ?? {},
+    // meta.machine: the machine of the session that wrote this checkpoint (src/tensor/machine.ts)
+    options: o, metrics: s.log.sync(), meta: { ...run.meta, machine: machineFingerprint() },
   };
 }
 

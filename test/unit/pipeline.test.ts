@@ -565,3 +565,9 @@ test('kompresor pipeline refuses a bad recipe with one line and exit 1', async (
   assert.equal(r.stderr, `kompresor: ${file}:8 steps.prune.args.scores: a step reference is \${steps.NAME.FIELD} with NAME an earlier step; expected NAME one of (no earlier step), found "\${steps.score.out}".\n`);
   throwsWith(() => recipe(`${head}  - name: i\n    command: inspect\n`), 'config_invalid', /^r\.yaml:4 steps\.i\.args: kompresor inspect needs MODEL_DIR/);
 });
+
+test('a value with a NUL character is refused with one line naming the key (it used to crash spawn() with a stack, found by scripts/fuzz.ts)', () => {
+  throwsWith(() => recipe(`${head}  - name: i\n    command: inspect\n    args:\n      model_dir: "m\\0x"\n`), 'config_invalid',
+    /^r\.yaml:\d+ steps\.i\.args\.model_dir: model_dir must not hold a NUL character \(no command-line argument can\); found "m\\u0000x"/);
+  throwsWith(() => recipe(`${head}  - name: e\n    command: eval\n    args:\n      model_dir: m\n      tasks: [a, "b\\0"]\n`), 'config_invalid', /--tasks must not hold a NUL/);
+});

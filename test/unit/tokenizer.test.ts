@@ -205,6 +205,24 @@ describe('loading refuses', () => {
     throwsWith(() => loadTokenizer(dir), 'tokenizer_invalid', /must be loadable by @huggingface\/tokenizers/);
   });
 
+  test('token ids far beyond the token count (1e9 made every command hang in the library), negative or fractional', () => {
+    for (const [id, shown] of [[1e9, '1000000000'], [-1, '-1'], [0.5, '0.5']] as const) {
+      const json = tinyTokenizerJson() as { model: { vocab: Record<string, number> } };
+      const dir = tinyDir('ids-bad');
+      json.model.vocab[Object.keys(json.model.vocab)[3]] = id;
+      fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
+      const t0 = performance.now();
+      throwsWith(() => loadTokenizer(dir), 'tokenizer_invalid', /tokenizer\.json: model\.vocab ".+": token ids must be integers from 0 to the token count plus 65536; expected an integer in \[0, \d+\), found /,
+        new RegExp(`found ${shown.replace('.', '\\.')}\\.`));
+      assert.ok(performance.now() - t0 < 5000);
+    }
+    const added = tinyTokenizerJson() as { added_tokens: { id: number }[] };
+    added.added_tokens[0].id = 2 ** 40;
+    const dir = tinyDir('added-bad');
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(added));
+    throwsWith(() => loadTokenizer(dir), 'tokenizer_invalid', /added_tokens ".+": token ids must be integers/);
+  });
+
   test('tokenizer.json that is not JSON', () => {
     const dir = tinyDir('notjson');
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": ');
