@@ -13,27 +13,29 @@
 //     warns that outputs agree only for sequences no longer than the window
 // dtypes: f32, f16, bf16 or q8_0 for 2-D weights; norms, biases and rope_freqs stay f32, and a
 // q8_0 matrix whose rows are not a multiple of 32 falls back to f16 (as convert_hf_to_gguf does).
+// q4_0, q4_k_m, q5_k_m, q6_k: ./gguf_quant_mix.ts picks each matrix's type as llama-quantize
+// would, and ./gguf_quants.ts packs it, weighted by the calibration's input mean squares if given.
 import nodePath from 'node:path';
 import { openCheckpoint, type Checkpoint } from '../io/checkpoint.ts';
 import { ropeInvFreq, type ModelConfig } from '../io/hf_config.ts';
 import { buildLayout, layerPrefix } from '../model/parameters.ts';
 import { checkCheckpoint } from '../model/load.ts';
 import { KompresorError } from '../errors.ts';
-import { kv, writeGguf, ggmlTypeFits, type GgufTensor, type GgmlTypeName } from './gguf_writer.ts';
+import { kv, writeGguf, type GgufTensor, type GgmlTypeName } from './gguf_writer.ts';
 import { vocabKv, type KvList } from './gguf_vocab.ts';
+import { EXPORT_DTYPES, FILE_TYPE, matrixType, type ExportDtype, type MatrixRole } from './gguf_quant_mix.ts';
+import { loadImportance, importanceFor, type ChannelImportance } from './gguf_calibration.ts';
 
-export const EXPORT_DTYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
-export type ExportDtype = (typeof EXPORT_DTYPES)[number];
+export { EXPORT_DTYPES, type ExportDtype };
 export type GgufArch = 'llama' | 'qwen2';
 
-/** general.file_type (llama_ftype) per export dtype. */
-const FILE_TYPE: Record<ExportDtype, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
-const MATRIX_TYPE: Record<ExportDtype, GgmlTypeName> = { f32: 'F32', f16: 'F16', bf16: 'BF16', q8_0: 'Q8_0' };
 /** GGML_QNT_VERSION, written by every converter. */
 const QUANT_VERSION = 2;
 
 export interface ExportOptions {
   dtype?: ExportDtype;
+  /** A scores file of `kompresor score` with input_mean_squares: weights the quantization error. */
+  calibration?: string;
   /** After each tensor: how many are done, of how many, and what was written (bytes before padding). */
   onTensor?: (done: number, total: number, name: string, type: GgmlTypeName, bytes: number) => void;
 }
@@ -50,7 +52,11 @@ export interface ExportSummary {
   params: number;
   bytes: number;
   seconds: number;
-  vocab: { tokens: number; pre: string };
+  vocab: { tokens: number; model: string; pre: string };
+  /** The scores file whose input mean squares weighted the block scales, or null. */
+  calibration: string | null;
+  /** Bits per parameter of the whole file (header included). */
+  bits_per_weight: number;
   notes: string[];
   warnings: string[];
 }
@@ -65,6 +71,10 @@ export interface TensorMapping {
   vector: boolean;
   /** Rows are grouped in this many heads and interleaved for llama.cpp's RoPE (0 = none). */
   permuteHeads: number;
+  /** What the matrix is, for the quantization mix and the calibration (null for vectors). */
+  role: MatrixRole | null;
+  /** Its layer, or -1. */
+  layer: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -80,20 +90,25 @@ export function exportGguf(modelDir: string, out: string, o: ExportOptions = {})
   const arch = chooseArch(cfg, notes);
   const vocab = vocabKv(ck.dir, cfg.vocabSize, ck.rawConfig);
   warnings.push(...vocab.warnings, ...slidingWindowWarnings(cfg));
+  const imp = o.calibration ? loadImportance(o.calibration, cfg) : null;
+  if (imp && !dtype.startsWith('q4') && !dtype.startsWith('q5') && dtype !== 'q6_k') {
+    notes.push(`--calibration has no effect on ${dtype} (only the block types q4_0, q4_k_m, q5_k_m and q6_k choose scales)`);
+  }
   const kvs: KvList = [...modelKv(ck, arch, dtype), ...vocab.kv];
   const map = tensorMap(cfg, arch);
-  const tensors = map.map((m) => ggufTensor(ck, m, dtype));
-  const fellBack = tensors.filter((t, i) => !map[i].vector && t.type !== MATRIX_TYPE[dtype]).length;
-  if (fellBack > 0) notes.push(`${fellBack} matrices whose rows are not a multiple of 32 were stored as F16 instead of Q8_0`);
+  const fallbacks: string[] = [];
+  const tensors = map.map((m) => ggufTensor(ck, m, dtype, cfg, imp, fallbacks));
+  if (fallbacks.length > 0) notes.push(`${fallbacks.length} matrices whose rows do not divide the block size were stored in a fallback type: ${fallbacks.join(', ')}`);
   const res = writeGguf(out, kvs, tensors, {
     onTensor: (i, t, bytes) => o.onTensor?.(i + 1, tensors.length, t.name, t.type, bytes),
   });
   const types: Partial<Record<GgmlTypeName, number>> = {};
   for (const t of tensors) types[t.type] = (types[t.type] ?? 0) + 1;
+  const params = map.filter((m) => m.hf !== null).reduce((s, m) => s + m.shape.reduce((a, b) => a * b, 1), 0);
   return {
-    model_dir: ck.dir, out, architecture: cfg.architecture, gguf_arch: arch, dtype, tensors: tensors.length, types,
-    params: map.filter((m) => m.hf !== null).reduce((s, m) => s + m.shape.reduce((a, b) => a * b, 1), 0),
-    bytes: res.bytes, seconds: (performance.now() - t0) / 1000, vocab: { tokens: vocab.tokens, pre: vocab.pre }, notes, warnings,
+    model_dir: ck.dir, out, architecture: cfg.architecture, gguf_arch: arch, dtype, tensors: tensors.length, types, params,
+    bytes: res.bytes, seconds: (performance.now() - t0) / 1000, vocab: { tokens: vocab.tokens, model: vocab.model, pre: vocab.pre },
+    calibration: o.calibration ?? null, bits_per_weight: (res.bytes * 8) / params, notes, warnings,
   };
 }
 
@@ -162,41 +177,49 @@ export function tensorMap(cfg: ModelConfig, arch: GgufArch): TensorMapping[] {
   const C = cfg.hiddenSize, F = cfg.intermediateSize, q = cfg.numHeads * cfg.headDim, kvw = cfg.numKvHeads * cfg.headDim;
   const permute = arch === 'llama';
   const m: TensorMapping[] = [];
-  const add = (gguf: string, hf: string | null, shape: number[], permuteHeads = 0) =>
-    m.push({ gguf, hf, shape, vector: shape.length === 1, permuteHeads: permute ? permuteHeads : 0 });
+  let layer = -1;
+  const add = (gguf: string, hf: string | null, shape: number[], permuteHeads = 0, role: MatrixRole | null = null) =>
+    m.push({ gguf, hf, shape, vector: shape.length === 1, permuteHeads: permute ? permuteHeads : 0, role, layer });
   if (cfg.ropeScaling?.type === 'llama3') add('rope_freqs.weight', null, [cfg.headDim / 2]);
-  add('token_embd.weight', 'model.embed_tokens.weight', [cfg.vocabSize, C]);
+  add('token_embd.weight', 'model.embed_tokens.weight', [cfg.vocabSize, C], 0, cfg.tieWordEmbeddings ? 'output' : 'token_embd');
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = layerPrefix(l), b = `blk.${l}.`;
+    layer = l;
     add(b + 'attn_norm.weight', p + 'input_layernorm.weight', [C]);
-    add(b + 'attn_q.weight', p + 'self_attn.q_proj.weight', [q, C], cfg.numHeads);
-    add(b + 'attn_k.weight', p + 'self_attn.k_proj.weight', [kvw, C], cfg.numKvHeads);
-    add(b + 'attn_v.weight', p + 'self_attn.v_proj.weight', [kvw, C]);
+    add(b + 'attn_q.weight', p + 'self_attn.q_proj.weight', [q, C], cfg.numHeads, 'attn_q');
+    add(b + 'attn_k.weight', p + 'self_attn.k_proj.weight', [kvw, C], cfg.numKvHeads, 'attn_k');
+    add(b + 'attn_v.weight', p + 'self_attn.v_proj.weight', [kvw, C], 0, 'attn_v');
     if (cfg.qkvBias) {
       add(b + 'attn_q.bias', p + 'self_attn.q_proj.bias', [q], cfg.numHeads);
       add(b + 'attn_k.bias', p + 'self_attn.k_proj.bias', [kvw], cfg.numKvHeads);
       add(b + 'attn_v.bias', p + 'self_attn.v_proj.bias', [kvw]);
     }
-    add(b + 'attn_output.weight', p + 'self_attn.o_proj.weight', [C, q]);
+    add(b + 'attn_output.weight', p + 'self_attn.o_proj.weight', [C, q], 0, 'attn_output');
     if (cfg.oBias) add(b + 'attn_output.bias', p + 'self_attn.o_proj.bias', [C]);
     add(b + 'ffn_norm.weight', p + 'post_attention_layernorm.weight', [C]);
-    add(b + 'ffn_gate.weight', p + 'mlp.gate_proj.weight', [F, C]);
-    add(b + 'ffn_up.weight', p + 'mlp.up_proj.weight', [F, C]);
-    add(b + 'ffn_down.weight', p + 'mlp.down_proj.weight', [C, F]);
+    add(b + 'ffn_gate.weight', p + 'mlp.gate_proj.weight', [F, C], 0, 'ffn_gate');
+    add(b + 'ffn_up.weight', p + 'mlp.up_proj.weight', [F, C], 0, 'ffn_up');
+    add(b + 'ffn_down.weight', p + 'mlp.down_proj.weight', [C, F], 0, 'ffn_down');
   }
+  layer = -1;
   add('output_norm.weight', 'model.norm.weight', [C]);
-  if (!cfg.tieWordEmbeddings) add('output.weight', 'lm_head.weight', [cfg.vocabSize, C]);
+  if (!cfg.tieWordEmbeddings) add('output.weight', 'lm_head.weight', [cfg.vocabSize, C], 0, 'output');
   return m;
 }
 
-function ggufTensor(ck: Checkpoint, m: TensorMapping, dtype: ExportDtype): GgufTensor {
-  const want = m.vector ? 'F32' : MATRIX_TYPE[dtype];
-  const type = ggmlTypeFits(want, m.shape) ? want : 'F16';
+function ggufTensor(ck: Checkpoint, m: TensorMapping, dtype: ExportDtype, cfg: ModelConfig, imp: ChannelImportance | null,
+  fallbacks: string[]): GgufTensor {
+  let type: GgmlTypeName = 'F32';
+  if (!m.vector) {
+    const pick = matrixType(dtype, m.role!, m.layer, cfg.numLayers, m.shape);
+    type = pick.type;
+    if (pick.wanted !== pick.type) fallbacks.push(`${m.gguf} ${pick.wanted} -> ${pick.type}`);
+  }
   const data = () => {
     const x = m.hf === null ? llama3RopeFreqs(ck.config) : ck.read(m.hf);
     return m.permuteHeads > 0 ? permuteRope(x, m.permuteHeads, m.shape) : x;
   };
-  return { name: m.gguf, shape: m.shape, type, data };
+  return { name: m.gguf, shape: m.shape, type, data, importance: imp && m.role ? importanceFor(imp, m.role, m.layer) : null };
 }
 
 /**

@@ -1,10 +1,11 @@
 // GGUF v2/v3 reader: the header (key-values and tensor infos) read through a small refilling
-// buffer, and single tensors loaded as float32 (F32, F16, BF16 and Q8_0 are decoded). It checks
+// buffer, and single tensors loaded as float32 (every type gguf_writer.ts writes is decoded). It checks
 // what gguf_writer.ts writes and lets `inspect`-style tools look into files from elsewhere.
 // The layout is the numbered spec in gguf_writer.ts and docs/gguf.md.
 import fs from 'node:fs';
 import { KompresorError } from '../errors.ts';
 import { kernels } from '../tensor/ops.ts';
+import { dequantize, QUANT_BLOCKS, type QuantTypeName } from './gguf_quants.ts';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE, GGML_TYPES, QK8_0, padTo, type GgufScalarType, type GgmlTypeName } from './gguf_writer.ts';
 
 export type GgufReadValue = number | bigint | boolean | string | Array<number | bigint | boolean | string>;
@@ -146,7 +147,7 @@ export function readGgufTensorF32(file: GgufFile, name: string): Float32Array {
   }
   if (!t.type) {
     throw new KompresorError({ code: 'input_invalid', where: `${file.path}: tensor "${name}"`,
-      rule: 'only F32, F16, BF16 and Q8_0 tensors can be decoded', found: `ggml type ${t.typeId}` });
+      rule: `only ${Object.keys(GGML_TYPES).join(', ')} tensors can be decoded`, found: `ggml type ${t.typeId}` });
   }
   const bytes = new Uint8Array(tensorBytes(t));
   const fd = fs.openSync(file.path, 'r');
@@ -165,6 +166,10 @@ export function readGgufTensorF32(file: GgufFile, name: string): Float32Array {
 export function decodeTensor(type: GgmlTypeName, bytes: Uint8Array): Float32Array {
   if (type === 'F32') return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4).slice();
   if (type === 'Q8_0') return dequantizeQ8_0(bytes);
+  if (type in QUANT_BLOCKS) {
+    const q = QUANT_BLOCKS[type as QuantTypeName];
+    return dequantize(type as QuantTypeName, bytes, (bytes.length / q.typeSize) * q.blockSize);
+  }
   const n = bytes.length / 2;
   const half = new Uint16Array(bytes.slice().buffer, 0, n);
   const out = new Float32Array(n);

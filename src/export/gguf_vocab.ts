@@ -1,5 +1,5 @@
 // The tokenizer of a Hugging Face model folder as GGUF key-values (tokenizer.ggml.*), following
-// llama.cpp's convert_hf_to_gguf.py for byte-level BPE vocabularies (GPT-2, Llama 3, Qwen2):
+// llama.cpp's convert_hf_to_gguf.py. Byte-level BPE vocabularies (GPT-2, Llama 3, Qwen2):
 //   tokenizer.ggml.model       "gpt2"
 //   tokenizer.ggml.pre         which split regex llama.cpp applies ("qwen2", "llama-bpe", "gpt-2")
 //   tokenizer.ggml.tokens      one string per embedding row; rows past the tokenizer are "[PAD<i>]"
@@ -7,13 +7,15 @@
 //   tokenizer.ggml.merges      "a b" per merge, in priority order
 //   tokenizer.ggml.{bos,eos,unknown,padding}_token_id, add_bos_token, add_eos_token
 //   tokenizer.chat_template    chat_template.jinja, else tokenizer_config.json's chat_template
-// SentencePiece-style vocabularies (Llama 2, Mistral v0.1: byte_fallback, Metaspace "▁") are
-// refused: llama.cpp's "llama" tokenizer needs the piece scores of tokenizer.model.
+// SentencePiece-style BPE vocabularies (Llama 2, Mistral, Bielik: byte_fallback, "▁" for spaces)
+// go out as llama.cpp's "llama" (SPM) tokenizer, see ./gguf_vocab_spm.ts. WordPiece and Unigram
+// vocabularies are refused.
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { kv, type GgufValue } from './gguf_writer.ts';
 import { readJsonObject } from '../io/tokenizer.ts';
+import { isSentencePieceBpe, spmKv } from './gguf_vocab_spm.ts';
 
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -24,6 +26,9 @@ export interface GgufVocab {
   kv: KvList;
   /** Tokens written (= embedding rows). */
   tokens: number;
+  /** tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece-style BPE). */
+  model: 'gpt2' | 'llama';
+  /** tokenizer.ggml.pre, or "-" for the llama model (which has no pre-tokenizer). */
   pre: string;
   warnings: string[];
 }
@@ -50,8 +55,18 @@ export function vocabKv(dir: string, vocabSize: number, rawConfig: Json): GgufVo
   const tok = readJsonObject(jsonPath);
   const configPath = nodePath.join(dir, 'tokenizer_config.json');
   const tokConfig = fs.existsSync(configPath) ? readJsonObject(configPath) : {};
-  const model = checkByteLevelBpe(jsonPath, tok);
   const warnings: string[] = [];
+  const tail = (ids: Map<string, number>, n: number): KvList => {
+    const out = specialKv(tok, tokConfig, rawConfig, ids, n);
+    const template = chatTemplate(dir, tokConfig);
+    if (template !== null) out.push(['tokenizer.chat_template', kv.str(template)]);
+    return out;
+  };
+  if (isSentencePieceBpe(tok)) {
+    const spm = spmKv(jsonPath, tok, tokConfig, vocabSize, warnings);
+    return { kv: [...spm.kv, ...tail(spm.ids, vocabSize)], tokens: vocabSize, model: 'llama', pre: '-', warnings };
+  }
+  const model = checkByteLevelBpe(jsonPath, tok);
   const { tokens, types, ids } = tokenList(jsonPath, model, tok, vocabSize);
   const pre = detectPre(tok, warnings);
   const out: KvList = [
@@ -60,11 +75,9 @@ export function vocabKv(dir: string, vocabSize: number, rawConfig: Json): GgufVo
     ['tokenizer.ggml.tokens', kv.arr('string', tokens)],
     ['tokenizer.ggml.token_type', kv.arr('i32', types)],
     ['tokenizer.ggml.merges', kv.arr('string', merges(jsonPath, model))],
+    ...tail(ids, tokens.length),
   ];
-  out.push(...specialKv(tok, tokConfig, rawConfig, ids, tokens.length));
-  const template = chatTemplate(dir, tokConfig);
-  if (template !== null) out.push(['tokenizer.chat_template', kv.str(template)]);
-  return { kv: out, tokens: tokens.length, pre, warnings };
+  return { kv: out, tokens: tokens.length, model: 'gpt2', pre, warnings };
 }
 
 
@@ -75,13 +88,13 @@ export function vocabKv(dir: string, vocabSize: number, rawConfig: Json): GgufVo
 function checkByteLevelBpe(path: string, tok: Json): Json {
   const model = (tok.model ?? {}) as Json;
   const refuse = (found: string, hint: string) => new KompresorError({ code: 'config_unsupported', where: `${path}: model`,
-    rule: 'GGUF export supports byte-level BPE tokenizers (GPT-2, Llama 3, Qwen2 style)', found, hint });
+    rule: 'GGUF export supports BPE tokenizers, byte-level (GPT-2, Llama 3, Qwen2) or SentencePiece-style (Llama 2, Mistral)', found, hint });
   if (model.type !== 'BPE' || typeof model.vocab !== 'object' || model.vocab === null) {
     throw refuse(`a ${String(model.type)} tokenizer`, 'WordPiece/Unigram vocabularies have no GGUF mapping here; use llama.cpp\'s convert_hf_to_gguf.py');
   }
-  if (model.byte_fallback === true || !mentionsByteLevel(tok.pre_tokenizer)) {
-    throw refuse('a SentencePiece-style BPE (byte_fallback / Metaspace, as Llama 2 and Mistral v0.1)',
-      'llama.cpp\'s "llama" tokenizer needs the piece scores of tokenizer.model; convert this model with llama.cpp\'s convert_hf_to_gguf.py');
+  if (!mentionsByteLevel(tok.pre_tokenizer)) {
+    throw refuse('a BPE with neither a ByteLevel pre-tokenizer nor byte_fallback with "▁" spaces',
+      'llama.cpp\'s tokenizers cannot reproduce this one; use llama.cpp\'s convert_hf_to_gguf.py if it knows the model');
   }
   return model;
 }
@@ -169,7 +182,7 @@ function detectPre(tok: Json, warnings: string[]): string {
 // ---------------------------------------------------------------------------------------------
 // special tokens and chat template
 
-function specialKv(tok: Json, tokConfig: Json, rawConfig: Json, ids: Map<string, number>, n: number): KvList {
+export function specialKv(tok: Json, tokConfig: Json, rawConfig: Json, ids: Map<string, number>, n: number): KvList {
   const out: KvList = [];
   const keys: Array<[string, string]> = [['bos', 'bos'], ['eos', 'eos'], ['unk', 'unknown'], ['pad', 'padding']];
   for (const [hf, gguf] of keys) {

@@ -18,10 +18,12 @@
 //   string = u64 byte length + UTF-8 bytes (no terminator); bool = 1 byte (0 or 1).
 //
 // Tensor types written: F32, F16, BF16 and Q8_0 (blocks of 32 values along ne[0]: an f16 scale d
-// = max|x| / 127 and 32 int8 q = round(x / d), 34 bytes per block; ggml's quantize_row_q8_0_ref).
+// = max|x| / 127 and 32 int8 q = round(x / d), 34 bytes per block; ggml's quantize_row_q8_0_ref),
+// and the block types of ./gguf_quants.ts (Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
 import { KompresorError } from '../errors.ts';
 import { kernels } from '../tensor/ops.ts';
 import { writeAtomic, writeAll } from '../io/safetensors.ts';
+import { quantizeMatrix, QUANT_BLOCKS, type QuantTypeName } from './gguf_quants.ts';
 
 export const GGUF_MAGIC = 'GGUF';
 export const GGUF_VERSION = 3;
@@ -69,7 +71,13 @@ export const kv = {
 export const GGML_TYPES = {
   F32: { id: 0, blockSize: 1, typeSize: 4 },
   F16: { id: 1, blockSize: 1, typeSize: 2 },
+  Q4_0: { id: 2, ...QUANT_BLOCKS.Q4_0 },
+  Q5_0: { id: 6, ...QUANT_BLOCKS.Q5_0 },
+  Q5_1: { id: 7, ...QUANT_BLOCKS.Q5_1 },
   Q8_0: { id: 8, blockSize: 32, typeSize: 34 },
+  Q4_K: { id: 12, ...QUANT_BLOCKS.Q4_K },
+  Q5_K: { id: 13, ...QUANT_BLOCKS.Q5_K },
+  Q6_K: { id: 14, ...QUANT_BLOCKS.Q6_K },
   BF16: { id: 30, blockSize: 1, typeSize: 2 },
 } as const;
 export type GgmlTypeName = keyof typeof GGML_TYPES;
@@ -82,6 +90,11 @@ export interface GgufTensor {
   type: GgmlTypeName;
   /** Row-major float32 values, or a thunk called when the writer reaches this tensor. */
   data: Float32Array | (() => Float32Array);
+  /**
+   * Block types Q4_0..Q6_K: the importance of each input channel (ne[0] values), weighting the
+   * rounding error when block scales are chosen (gguf_quants.ts); absent = all 1.
+   */
+  importance?: Float32Array | null;
 }
 
 export interface WriteGgufOptions {
@@ -228,7 +241,7 @@ function checkTensor(where: string, t: GgufTensor, names: Set<string>): void {
   names.add(t.name);
   const nameBytes = utf8.encode(t.name).length;
   if (nameBytes === 0 || nameBytes > GGUF_MAX_NAME_BYTES) throw fail(`a tensor name must have 1..${GGUF_MAX_NAME_BYTES} bytes`, `${nameBytes} bytes`);
-  if (!(t.type in GGML_TYPES)) throw fail('the tensor type must be F32, F16, BF16 or Q8_0', String(t.type));
+  if (!(t.type in GGML_TYPES)) throw fail(`the tensor type must be one of ${Object.keys(GGML_TYPES).join(', ')}`, String(t.type));
   if (t.shape.length < 1 || t.shape.length > GGML_MAX_DIMS || !t.shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
     throw fail(`the shape must have 1..${GGML_MAX_DIMS} positive dimensions`, JSON.stringify(t.shape));
   }
@@ -254,6 +267,7 @@ export function encodeTensor(where: string, t: GgufTensor): Uint8Array {
   }
   if (t.type === 'F32') return new Uint8Array(data.buffer, data.byteOffset, n * 4);
   if (t.type === 'Q8_0') return quantizeQ8_0(data);
+  if (t.type in QUANT_BLOCKS) return quantizeMatrix(t.type as QuantTypeName, data, t.shape[t.shape.length - 1], t.importance ?? null);
   const half = new Uint16Array(n);
   (t.type === 'BF16' ? kernels.f32ToBf16 : kernels.f32ToF16)(half, data, n);
   return new Uint8Array(half.buffer);

@@ -9,6 +9,9 @@
 //     followed by padding, and padding never enters a statistic (padding changes no score).
 //   - Per channel c of each observed activation x (N, W), for every row b with n = valid[b] > 0:
 //         m[c] = (1/n) Σ_{t<n} |x[b,t,c]|      A[c] += m[c]²          (float64 throughout)
+//   - Alongside, per channel c of the same four activations (the inputs of q|k|v, o_proj,
+//     gate|up and down_proj), the mean square over every valid token: ms[c] = Σ x[t,c]² / tokens.
+//     Export uses it to weight quantization error (docs/gguf.md §quantization); pruning does not.
 //   - Block Importance per layer l, for every row b:
 //         BI[l] += 1 − (1/n) Σ_{t<n} cos(resid_in[b,t], resid_out[b,t])
 //     with cos = a·y / max(‖a‖‖y‖, 1e-8) (torch's cosine_similarity eps), in float64.
@@ -22,7 +25,7 @@ import { allocateActivations, layerSlice, type Activations } from '../model/acti
 import { kernels as K } from '../tensor/ops.ts';
 import { ensure } from '../errors.ts';
 import { calibrationBatch, type CalibrationSet } from './calibration.ts';
-import { SCORES_FORMAT, SCORES_VERSION, type CalibrationInfo, type ImportanceScores, type ScoredShape } from './scores.ts';
+import { SCORES_FORMAT, SCORES_VERSION, type CalibrationInfo, type ImportanceScores, type InputMeanSquares, type ScoredShape } from './scores.ts';
 
 export type LayerMetric = 'bi' | 'loss';
 
@@ -40,6 +43,13 @@ export class Importance implements Probe {
   readonly ln2: Float64Array[];   // [L][C]
   readonly att: Float64Array[];   // [L][nH*hd]
   readonly act: Float64Array[];   // [L][F]
+  /** Σ x² per channel of the same four activations, over every valid token (see sq()). */
+  readonly sq1: Float64Array[];   // [L][C]
+  readonly sq2: Float64Array[];   // [L][C]
+  readonly sqAtt: Float64Array[]; // [L][nH*hd]
+  readonly sqAct: Float64Array[]; // [L][F]
+  /** Valid tokens seen (the denominator of the mean squares). */
+  tokens = 0;
   /** Block Importance, summed over sequences. */
   readonly bi: Float64Array;      // [L]
   private valid: Int32Array | null = null;
@@ -53,6 +63,10 @@ export class Importance implements Probe {
     this.ln2 = per(cfg.hiddenSize);
     this.att = per(cfg.numHeads * cfg.headDim);
     this.act = per(cfg.intermediateSize);
+    this.sq1 = per(cfg.hiddenSize);
+    this.sq2 = per(cfg.hiddenSize);
+    this.sqAtt = per(cfg.numHeads * cfg.headDim);
+    this.sqAct = per(cfg.intermediateSize);
     this.bi = new Float64Array(L);
     this.sums = new Float64Array(Math.max(cfg.hiddenSize, cfg.numHeads * cfg.headDim, cfg.intermediateSize));
   }
@@ -70,11 +84,24 @@ export class Importance implements Probe {
       case 'resid_out':
         this.bi[layer] += blockImportance(this.residIn, data, width, batch.T, valid);
         return;
-      case 'input_layernorm': accumulateMeanAbs(this.ln1[layer], data, width, batch.T, valid, this.sums); return;
-      case 'post_attention_layernorm': accumulateMeanAbs(this.ln2[layer], data, width, batch.T, valid, this.sums); return;
-      case 'attn_pre_o': accumulateMeanAbs(this.att[layer], data, width, batch.T, valid, this.sums); return;
-      case 'mlp_act': accumulateMeanAbs(this.act[layer], data, width, batch.T, valid, this.sums); return;
+      case 'input_layernorm': return this.both(this.ln1[layer], this.sq1[layer], data, width, batch, valid, layer);
+      case 'post_attention_layernorm': return this.both(this.ln2[layer], this.sq2[layer], data, width, batch, valid);
+      case 'attn_pre_o': return this.both(this.att[layer], this.sqAtt[layer], data, width, batch, valid);
+      case 'mlp_act': return this.both(this.act[layer], this.sqAct[layer], data, width, batch, valid);
     }
+  }
+
+  /** Both statistics of one activation; layer 0's input_layernorm also counts the tokens (once per pass). */
+  private both(A: Float64Array, S: Float64Array, data: Float32Array, width: number, batch: Batch, valid: Int32Array, layer = -1): void {
+    accumulateMeanAbs(A, data, width, batch.T, valid, this.sums);
+    accumulateSquares(S, data, width, batch.T, valid);
+    if (layer === 0) for (const n of valid) this.tokens += n;
+  }
+
+  /** The mean square of every channel entering each linear layer, per layer (the scores' input_mean_squares). */
+  meanSquares(): InputMeanSquares {
+    const ms = (S: Float64Array[]) => S.map((v) => Array.from(v, (x) => (this.tokens > 0 ? x / this.tokens : 0)));
+    return { qkv: ms(this.sq1), o_proj: ms(this.sqAtt), gate_up: ms(this.sq2), down_proj: ms(this.sqAct) };
   }
 
   private validFor(batch: Batch): Int32Array {
@@ -119,6 +146,16 @@ export function accumulateMeanAbs(A: Float64Array, x: Float32Array, W: number, T
       for (let c = 0; c < W; c++) sum[c] += Math.abs(x[o + c]);
     }
     for (let c = 0; c < W; c++) { const m = sum[c] / n; A[c] += m * m; }
+  }
+}
+
+/** S[c] += Σ over row b's first valid[b] tokens of x[b, t, c]², for every row; x: (B*T, W). */
+export function accumulateSquares(S: Float64Array, x: Float32Array, W: number, T: number, valid: Int32Array): void {
+  for (let b = 0; b < valid.length; b++) {
+    for (let t = 0; t < valid[b]; t++) {
+      const o = (b * T + t) * W;
+      for (let c = 0; c < W; c++) S[c] += x[o + c] * x[o + c];
+    }
   }
 }
 
@@ -233,6 +270,7 @@ export function scoredShape(cfg: ModelConfig): ScoredShape {
 export function buildScores(run: ScoreRun, calibration: CalibrationInfo): ImportanceScores {
   const s: ImportanceScores = {
     format: SCORES_FORMAT, version: SCORES_VERSION, model: scoredShape(run.imp.cfg), calibration, ...run.imp.scores(),
+    input_mean_squares: run.imp.meanSquares(),
   };
   if (run.layersLoss) s.layers_loss = run.layersLoss;
   return s;

@@ -8,6 +8,9 @@
 //   mlp[l][f]      = sqrt(A[f]) of the down_proj input of layer l
 //   layers[l]      = Σ over calibration sequences of (1 − mean_t cos(resid_in[t], resid_out[t]))  (Block Importance)
 //   layers_loss[l] = mean LM loss with layer l skipped − mean LM loss of the full model (optional)
+//   input_mean_squares.{qkv, o_proj, gate_up, down_proj}[l][c] = mean over every valid calibration
+//                    token of x[t, c]², x the input of that linear layer of layer l (optional: files
+//                    written before it lack it); `export --calibration` weights quantization with it
 import { readFileSync, existsSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { KompresorError } from '../errors.ts';
@@ -39,6 +42,14 @@ export interface CalibrationInfo {
   seconds: number;
 }
 
+/** Per layer, the mean square of each input channel of the linear layers ([L][width]). */
+export interface InputMeanSquares {
+  qkv: number[][];        // [L][C] input_layernorm output, the input of q_proj, k_proj, v_proj
+  o_proj: number[][];     // [L][nH*hd]
+  gate_up: number[][];    // [L][C] post_attention_layernorm output, the input of gate_proj, up_proj
+  down_proj: number[][];  // [L][F]
+}
+
 export interface ImportanceScores {
   format: typeof SCORES_FORMAT;
   version: typeof SCORES_VERSION;
@@ -49,6 +60,7 @@ export interface ImportanceScores {
   mlp: number[][];         // [L][F]
   layers: number[];        // [L] Block Importance
   layers_loss?: number[];  // [L] LM-loss increase when the layer is skipped
+  input_mean_squares?: InputMeanSquares;
 }
 
 export function saveScores(path: string, s: ImportanceScores): void {
@@ -84,7 +96,21 @@ export function loadScores(path: string): ImportanceScores {
   if (!Array.isArray(s.mlp) || s.mlp.length !== L) throw bad(path, 'mlp must have one row per layer', `${L}`, `${s.mlp?.length}`);
   s.heads.forEach((h, l) => checkVector(path, `heads[${l}]`, h, m.num_attention_heads));
   s.mlp.forEach((f, l) => checkVector(path, `mlp[${l}]`, f, m.intermediate_size));
+  if (s.input_mean_squares !== undefined) checkMeanSquares(path, s.input_mean_squares, m);
   return s;
+}
+
+function checkMeanSquares(path: string, ms: InputMeanSquares, m: ScoredShape): void {
+  const widths: Record<keyof InputMeanSquares, number> = {
+    qkv: m.hidden_size, o_proj: m.num_attention_heads * m.head_dim, gate_up: m.hidden_size, down_proj: m.intermediate_size,
+  };
+  for (const [k, w] of Object.entries(widths) as Array<[keyof InputMeanSquares, number]>) {
+    const rows = ms?.[k];
+    if (!Array.isArray(rows) || rows.length !== m.num_hidden_layers) {
+      throw bad(path, `input_mean_squares.${k} must have one row per layer`, `${m.num_hidden_layers}`, `${Array.isArray(rows) ? rows.length : typeof rows}`);
+    }
+    rows.forEach((r, l) => checkVector(path, `input_mean_squares.${k}[${l}]`, r, w));
+  }
 }
 
 /** Refuses scores computed for another shape than the model about to be pruned. */

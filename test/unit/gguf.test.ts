@@ -261,7 +261,7 @@ describe('HF -> GGUF mapping', () => {
     const s = exportGguf(dir, path.join(tmp, 'q8.gguf'), { dtype: 'q8_0' });
     // 2 layers x 7 matrices + token_embd + output; the 2 ffn_down rows are intermediate_size 16 long
     assert.deepEqual(s.types, { Q8_0: 14, F32: 5, F16: 2 });
-    assert.match(s.notes.join(' '), /2 matrices whose rows are not a multiple of 32 were stored as F16/);
+    assert.match(s.notes.join(' '), /2 matrices whose rows do not divide the block size were stored in a fallback type: blk\.0\.ffn_down\.weight Q8_0 -> F16, blk\.1\.ffn_down\.weight Q8_0 -> F16/);
     assert.equal(readGguf(path.join(tmp, 'q8.gguf')).kv.get('general.file_type')!.value, 7);
   });
 
@@ -295,14 +295,40 @@ describe('tokenizer key-values', () => {
     assert.deepEqual(get('tokenizer.ggml.merges'), []);
   });
 
-  test('refuses SentencePiece-style tokenizers, and a tokenizer larger than the embedding', () => {
+  test('SentencePiece-style BPE: llama tokenizer, scores from merge ranks, byte/unknown/control types, space prefix', () => {
     const dir = path.join(tmp, 'vocab_spm');
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({
-      model: { type: 'BPE', byte_fallback: true, vocab: { '<unk>': 0, '▁a': 1 }, merges: [] },
-      pre_tokenizer: { type: 'Metaspace', replacement: '▁' },
+      model: { type: 'BPE', byte_fallback: true, unk_token: '<unk>', merges: ['▁ a', 'b c', '▁a bc'],
+        vocab: { '<unk>': 0, '<s>': 1, '</s>': 2, '<0x41>': 3, '▁': 4, 'a': 5, 'b': 6, 'c': 7, '▁a': 8, 'bc': 9, '▁abc': 10, 'zz': 11 } },
+      normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+      added_tokens: [{ id: 0, content: '<unk>', special: true }, { id: 1, content: '<s>', special: true }, { id: 2, content: '</s>', special: true },
+        { id: 12, content: '<tool>', special: false }],
     }));
-    throwsWith(() => vocabKv(dir, 2, {}), 'config_unsupported', /SentencePiece-style/, /convert_hf_to_gguf\.py/);
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true }));
+    const v = vocabKv(dir, 14, {});
+    const m = new Map(v.kv);
+    const get = (k: string) => { const x = m.get(k)!; return x.type === 'array' ? x.values : x.value; };
+    assert.equal(v.model, 'llama');
+    assert.equal(get('tokenizer.ggml.model'), 'llama');
+    assert.equal(m.has('tokenizer.ggml.merges'), false);
+    assert.deepEqual(get('tokenizer.ggml.tokens'), ['<unk>', '<s>', '</s>', '<0x41>', '▁', 'a', 'b', 'c', '▁a', 'bc', '▁abc', 'zz', '<tool>', '[PAD13]']);
+    // merged tokens score -rank; tokens no merge makes score below every merge; padding 0
+    assert.deepEqual(get('tokenizer.ggml.scores'), [-4, -4, -4, -4, -4, -4, -4, -4, -0, -1, -2, -4, -4, 0]);
+    assert.deepEqual(get('tokenizer.ggml.token_type'), [2, 3, 3, 6, 1, 1, 1, 1, 1, 1, 1, 1, 4, 5]);
+    assert.equal(get('tokenizer.ggml.add_space_prefix'), true);
+    assert.equal(get('tokenizer.ggml.bos_token_id'), 1);
+    assert.equal(get('tokenizer.ggml.unknown_token_id'), 0);
+    assert.equal(get('tokenizer.ggml.add_bos_token'), true);
+  });
+
+  test('refuses a Unigram tokenizer, a BPE llama.cpp cannot reproduce, and a tokenizer larger than the embedding', () => {
+    const dir = path.join(tmp, 'vocab_unigram');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ model: { type: 'Unigram', vocab: [['<unk>', 0]] } }));
+    throwsWith(() => vocabKv(dir, 2, {}), 'config_unsupported', /supports BPE tokenizers.*found a Unigram tokenizer/, /convert_hf_to_gguf\.py/);
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ model: { type: 'BPE', vocab: { a: 0 }, merges: [] }, pre_tokenizer: { type: 'Whitespace' } }));
+    throwsWith(() => vocabKv(dir, 2, {}), 'config_unsupported', /neither a ByteLevel pre-tokenizer nor byte_fallback/);
     const bytes = path.join(tmp, 'vocab');
     throwsWith(() => vocabKv(bytes, 64, {}), 'tokenizer_invalid', /every token id must be a row of the embedding.*vocab_size 64/);
     throwsWith(() => vocabKv(path.join(FIXTURES, 'llama_tied_gqa'), 64, {}), 'file_not_found', /needs the model's tokenizer\.json/);
