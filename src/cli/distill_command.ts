@@ -176,6 +176,11 @@ async function runDistill(runDir: string, student: Decoder, config: Record<strin
       cache = TeacherCache.open(meta.teacherCache, { teacher: teacherChecksum(meta.teacher), teacherDir: meta.teacher, vocabSize: student.cfg.vocabSize, topK: meta.kd.topK });
       teacher = cachedTeacher(cache, () => loadTeacher(meta.teacher));
     } else {
+      const fits = teacherFits(openCheckpoint(meta.teacher).config, student.cfg, options, maxMemory);
+      if (!fits.ok) {
+        throw new KompresorError({ code: 'input_invalid', where: `--teacher ${meta.teacher}`, rule: 'a live teacher must fit --max-memory beside the student',
+          found: fits.why, hint: 'build its logits layer by layer first with `kompresor teacher-cache` (the same --data, budget, batch, --seed and --top-k flags) and pass --teacher-cache, or raise --max-memory' });
+      }
       teacher = liveTeacher(loadTeacher(meta.teacher));
     }
   } catch (e) {

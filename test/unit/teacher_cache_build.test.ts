@@ -159,8 +159,9 @@ describe('kompresor teacher-cache', () => {
     assert.ok(fs.readFileSync(cli('cached/final/model.safetensors')).equals(fs.readFileSync(cli('live/final/model.safetensors'))));
   });
 
-  test('bad input: a budget below one layer and one batch, no budget; one line, exit 1, no folder created', async () => {
+  test('bad input: a live teacher above --max-memory, a budget below one layer and one batch, no budget; one line, exit 1, nothing written', async () => {
     const runs = await Promise.all([
+      distill(cli('r1'), NO_TEACHER).then((r) => ({ r, re: /^kompresor: --teacher .*teacher: a live teacher must fit --max-memory beside the student; found the teacher's float32 weights \([\d.]+ KiB\) with the student's training state need [\d.]+ MiB, above --max-memory 192\.10 MiB\. Hint: build its logits layer by layer first with `kompresor teacher-cache`.*and pass --teacher-cache, or raise --max-memory$/ })),
       build(['--max-memory', '100MiB'], cli('c1')).then((r) => ({ r, re: /^kompresor: --max-memory: a layer-streamed forward holds one layer's weights, one batch's activations and hidden states and one row of logits; expected at least 192\.\d\d MiB \(one layer [\d.]+ KiB, one batch of 64 tokens [\d.]+ KiB\), found 100\.00 MiB\. Hint: raise --max-memory, or lower --micro-batch or --seq-len$/ })),
       kompresor(['teacher-cache', '--teacher', cli('teacher'), '--data', cli('data'), '--out', cli('c2')]).then((r) => ({ r, re: /^kompresor: --steps\/--tokens: give exactly one budget, as the distill run: --steps or --tokens; found neither\.$/ })),
     ]);
@@ -169,5 +170,6 @@ describe('kompresor teacher-cache', () => {
       assert.match(r.stderr.trimEnd(), re);
     }
     assert.ok(!fs.existsSync(cli('c1')) && !fs.existsSync(cli('c2')));
+    assert.ok(!fs.existsSync(cli('r1')), 'the refused distill run made no folder');
   });
 });
