@@ -102,7 +102,7 @@ export interface HeadPlan {
 }
 
 export interface ForwardPlan {
-  /** One layer's float32 weights, the embedding read scratch and the activation arenas. */
+  /** One layer's float32 weights, the embedding read scratch and the activation arena. */
   layerBytes: number;
   embedBytes: number;
   arenaBytes: number;
@@ -128,9 +128,9 @@ export interface ForwardPlanInput {
 }
 
 /**
- * Splits the budget: the process baseline, one layer's weights, the embedding scratch, two
- * forward-only arenas (a batch's shape and the last, shorter one), the caller's own bytes and one
- * batch's hidden states first. Then the lm_head: whole when it fits, else half of what is left,
+ * Splits the budget: the process baseline, one layer's weights, the embedding scratch, the
+ * forward-only arena of one batch, the caller's own bytes and one batch's hidden states first.
+ * Then the lm_head: whole when it fits, else half of what is left,
  * shared between a chunk of logits and a block of lm_head rows. The rest carries hidden states.
  * Refuses, before any work, a budget that cannot hold one batch streamed.
  */
@@ -138,7 +138,7 @@ export function planForward(cfg: ModelConfig, p: ForwardPlanInput): ForwardPlan 
   const C = cfg.hiddenSize, V = cfg.vocabSize;
   const layer = layerBytes(cfg);
   const embed = Math.min(EMBED_READ_BYTES, V * C * 4);
-  const arena = 2 * forwardArenaBytes(cfg, p.batchTokens);
+  const arena = forwardArenaBytes(cfg, p.batchTokens);
   const batchHidden = p.batchTokens * C * 4;
   const fixed = BASELINE_BYTES + layer + embed + arena + p.extraBytes + batchHidden;
   const minHead = p.headRows > 0 ? (V + C + 1) * 4 : 0; // one row of logits, one lm_head row
@@ -205,7 +205,7 @@ export function streamForward(ck: Checkpoint, groups: Iterable<Batch[]>, o: Stre
   const cfg = ck.config, L = cfg.numLayers, C = cfg.hiddenSize;
   checkCheckpoint(ck, buildLayout(cfg));
   const layer = new Decoder(layerConfig(cfg));
-  const arenas = new ArenaPair(cfg);
+  const arenas = new SharedArenas(cfg);
   let hidden = new Float32Array(0);
   let normW: Float32Array | null = null;
   let n0 = 0;
@@ -238,15 +238,25 @@ export function streamForward(ck: Checkpoint, groups: Iterable<Batch[]>, o: Stre
   }
 }
 
-/** Forward-only arenas without head for the two latest batch shapes (a full batch and a tail). */
-class ArenaPair {
+/**
+ * Forward-only arenas without head for the batch shapes met so far (a full batch and a tail), all
+ * views of ONE buffer sized for the largest: only one batch runs at a time.
+ */
+class SharedArenas {
   private list: Activations[] = [];
+  private storage = new Float32Array(0);
   constructor(private cfg: ModelConfig) {}
   get(b: Batch): Activations {
     let a = this.list.find((x) => x.B === b.B && x.T === b.T);
     if (!a) {
-      if (this.list.length === 2) this.list.shift();
-      a = allocateActivations(layerConfig(this.cfg), b.B, b.T, true, false);
+      const floats = forwardArenaBytes(this.cfg, b.B * b.T) / 4;
+      if (floats > this.storage.length) {
+        this.list = [];
+        this.storage = new Float32Array(0); // let the old buffer go first
+        this.storage = new Float32Array(floats);
+      }
+      if (this.list.length === 4) this.list.shift();
+      a = allocateActivations(layerConfig(this.cfg), b.B, b.T, true, false, this.storage);
       this.list.push(a);
     }
     return a;
