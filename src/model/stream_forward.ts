@@ -63,7 +63,22 @@ export function layerConfig(cfg: ModelConfig): ModelConfig {
 export function fillLayer(dec: Decoder, ck: Checkpoint, l: number): void {
   const from = layerPrefix(0), to = layerPrefix(l);
   for (const s of dec.layout.slots) {
-    if (s.name.startsWith(from)) ck.read(to + s.name.slice(from.length), dec.params.subarray(s.offset, s.offset + s.size));
+    if (s.name.startsWith(from)) readByRows(ck, to + s.name.slice(from.length), dec.params.subarray(s.offset, s.offset + s.size));
+  }
+}
+
+/**
+ * Reads a tensor into `out` a block of rows at a time, so a bf16/f16 tensor's conversion buffer
+ * stays at EMBED_READ_BYTES instead of the whole tensor's bytes (the budget does not count it).
+ */
+export function readByRows(ck: Checkpoint, name: string, out: Float32Array): void {
+  const shape = ck.tensors.get(name)?.info.shape ?? [];
+  if (shape.length < 2) { ck.read(name, out); return; }
+  const rowFloats = out.length / shape[0];
+  const step = Math.max(1, Math.floor(EMBED_READ_BYTES / (rowFloats * 4)));
+  for (let r0 = 0; r0 < shape[0]; r0 += step) {
+    const n = Math.min(step, shape[0] - r0);
+    ck.readRows(name, r0, n, out.subarray(r0 * rowFloats, (r0 + n) * rowFloats));
   }
 }
 
@@ -295,7 +310,7 @@ export class StreamHead {
   logits(out: Float32Array, x: Float32Array, rows: number): void {
     const { V, C } = this;
     if (this.resident) {
-      this.whole ??= this.ck.read(this.name);
+      if (!this.whole) readByRows(this.ck, this.name, this.whole = new Float32Array(V * C));
       K.matmulForward(out.subarray(0, rows * V), x.subarray(0, rows * C), this.whole, null, rows, C, V);
       return;
     }
