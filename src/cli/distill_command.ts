@@ -7,20 +7,27 @@
 // --teacher-cache its logits are cached per batch (src/distill/teacher_cache.ts).
 // Registered on the program by registerDistillCommand.
 import fs from 'node:fs';
+import os from 'node:os';
 import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
 import { openCheckpoint } from '../io/checkpoint.ts';
 import { checkOutDir } from '../io/out_guard.ts';
 import { Decoder } from '../model/decoder.ts';
-import { loadModel } from '../model/load.ts';
+import { loadModel, weightDtypeFor } from '../model/load.ts';
+import { buildLayout, storeBytes } from '../model/parameters.ts';
 import { openPackedData } from '../data/packed_source.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../train/options.ts';
 import { kdOptions, type KdOptions } from '../distill/kd_head.ts';
 import { kdObjective } from '../distill/objective.ts';
 import { TeacherCache, cachedTeacher, liveTeacher, loadTeacher, teacherChecksum, type Teacher } from '../distill/teacher_cache.ts';
+import { cacheCoverage, distillBatches } from '../distill/cache_build.ts';
+import { weightBytes, forwardArenaBytes, formatBytes, BASELINE_BYTES } from '../model/stream_forward.ts';
+import { LOGIT_CHUNK } from '../model/activations.ts';
+import type { ModelConfig } from '../io/hf_config.ts';
 import { parseNumber } from './args.ts';
+import { parseSize } from './score_command.ts';
 import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, trainingProgress, describeResult, resumeState, checkSeqLen } from './trainer_flags.ts';
 
 /** ModelOpt's distillation example: lr 1e-4 -> 1e-5 cosine, warmup 50 (spec §3). */
@@ -44,7 +51,11 @@ loss (the KD objective), kl and ce; validation lines carry loss = the student's 
 Teacher cache (--teacher-cache DIR): one file per batch with the teacher's top-K logits (all
 logits without --top-k: 4 x vocab_size bytes per token), keyed by the batch and checked against
 the teacher's checksum; a later run on the same data reads them instead of running the teacher
-(it loads the teacher only on a miss). Losses are identical with and without the cache.
+(it loads the teacher only on a miss). Losses are identical with and without the cache. A
+teacher larger than --max-memory cannot run live: build the cache first with \`kompresor
+teacher-cache\` (layer by layer, with the same --data, budget, batch, --seed and --top-k flags);
+the run then checks, before its first step, that every batch it will read is cached, and never
+loads the teacher.
 
 Stopping and resuming: Ctrl-C / SIGTERM checkpoint and exit (130/143); --resume RUN_DIR continues
 (also after kill -9) with the same losses as an uninterrupted run. Flags given with --resume
@@ -68,7 +79,7 @@ interface DistillMeta {
 }
 
 interface DistillFlags {
-  teacher?: string; student?: string; data?: string; out?: string; resume?: string; json?: boolean; teacherCache?: string;
+  teacher?: string; student?: string; data?: string; out?: string; resume?: string; json?: boolean; teacherCache?: string; maxMemory?: string;
   temperature: string; t2?: boolean; reverseKl?: boolean; topK: string; ceWeight: string;
 }
 
@@ -84,11 +95,13 @@ export function registerDistillCommand(program: Command): void {
     .option('--reverse-kl', 'reverse KL, KL(P_student || P_teacher)')
     .option('--top-k <k>', 'teacher top-k logits only, both sides renormalised (0 = the full vocabulary)', '0')
     .option('--ce-weight <w>', 'add next-token CE with the KD term rescaled to its magnitude, KD weight 1/W (0 = KD only)', '0')
-    .option('--teacher-cache <dir>', 'cache the teacher\'s (top-k) logits per batch in this folder; later runs read them instead of running the teacher');
+    .option('--teacher-cache <dir>', 'cache the teacher\'s (top-k) logits per batch in this folder; later runs read them instead of running the teacher')
+    .option('--max-memory <size>', 'memory budget: a teacher that does not fit it is never loaded, so every batch must be in --teacher-cache (default: 75% of RAM)');
   addTrainerFlags(cmd, DISTILL_DEFAULTS);
   cmd.addHelpText('after', DISTILL_HELP)
     .action(async (o: DistillFlags, c: Command) => {
-      const r = o.resume ? await resumeRun(o, c) : await startRun(o, c);
+      const maxMemory = o.maxMemory === undefined ? Math.floor(0.75 * os.totalmem()) : parseSize(o.maxMemory, '--max-memory');
+      const r = o.resume ? await resumeRun(o, c, maxMemory) : await startRun(o, c, maxMemory);
       if (r.status === 'stopped') process.exitCode = exitCodeFor(r.signal ?? 'SIGINT'); // main() returns it
     });
 }
@@ -109,7 +122,7 @@ function parseKdFlags(o: DistillFlags, c: Command, explicitOnly = false): Partia
   return out;
 }
 
-async function startRun(o: DistillFlags, c: Command) {
+async function startRun(o: DistillFlags, c: Command, maxMemory: number) {
   if (!o.teacher || !o.student || !o.data || !o.out) {
     const missing = (['teacher', 'student', 'data', 'out'] as const).filter((k) => !o[k]).map((k) => `--${k}`);
     throw new KompresorError({ code: 'input_invalid', where: 'kompresor distill', rule: 'a new run needs --teacher, --student, --data and --out', found: `${missing.join(', ')} missing`,
@@ -126,10 +139,10 @@ async function startRun(o: DistillFlags, c: Command) {
     command: 'distill', teacher: nodePath.resolve(o.teacher), student: nodePath.resolve(o.student), data: nodePath.resolve(o.data),
     tokenizerFrom: nodePath.resolve(o.student), kd, teacherCache: o.teacherCache ? nodePath.resolve(o.teacherCache) : null,
   };
-  return runDistill(o.out, model, config, meta, options, false, false, Boolean(o.json));
+  return runDistill(o.out, model, config, meta, options, false, false, Boolean(o.json), maxMemory);
 }
 
-async function resumeRun(o: DistillFlags, c: Command) {
+async function resumeRun(o: DistillFlags, c: Command, maxMemory: number) {
   if (o.student !== undefined || o.out !== undefined) {
     throw new KompresorError({ code: 'input_invalid', where: '--resume', rule: 'a resumed run takes its student and run folder from the checkpoint',
       found: [o.student && `--student ${o.student}`, o.out && `--out ${o.out}`].filter(Boolean).join(', '),
@@ -150,20 +163,28 @@ async function resumeRun(o: DistillFlags, c: Command) {
   checkSameVocab(meta.teacher, dir);
   const model = new Decoder(ck.config);
   const allowChanges = Object.keys(changes).length > 0 || Object.keys(kdChanges).length > 0;
-  return runDistill(runDir, model, ck.rawConfig, meta, { ...st.options, ...changes }, true, allowChanges, Boolean(o.json));
+  return runDistill(runDir, model, ck.rawConfig, meta, { ...st.options, ...changes }, true, allowChanges, Boolean(o.json), maxMemory);
 }
 
 async function runDistill(runDir: string, student: Decoder, config: Record<string, unknown>, meta: DistillMeta, options: TrainOptions,
-  resume: boolean, allowOptionChanges: boolean, json: boolean): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
+  resume: boolean, allowOptionChanges: boolean, json: boolean, maxMemory: number): Promise<TrainResult & { signal: NodeJS.Signals | null }> {
   const data = openPackedData(meta.data, { seed: options.seed, modelVocabSize: student.cfg.vocabSize });
   try { checkSeqLen(options.seqLen, student.cfg.maxPositionEmbeddings, '--seq-len', data.manifest.splits.train.tokens); } catch (e) { data.close(); throw e; }
   let cache: TeacherCache | null = null;
   let teacher: Teacher;
   try {
     if (meta.teacherCache) {
+      // a teacher that cannot be loaded: the whole run must be cached, checked before the folder is touched
+      const fits = teacherFits(meta.teacher, student.cfg, options, maxMemory);
+      if (!fits.ok) checkFullyCached(meta.teacherCache, meta, options, fits.why);
       cache = TeacherCache.open(meta.teacherCache, { teacher: teacherChecksum(meta.teacher), teacherDir: meta.teacher, vocabSize: student.cfg.vocabSize, topK: meta.kd.topK });
       teacher = cachedTeacher(cache, () => loadTeacher(meta.teacher));
     } else {
+      const fits = teacherFits(meta.teacher, student.cfg, options, maxMemory);
+      if (!fits.ok) {
+        throw new KompresorError({ code: 'input_invalid', where: `--teacher ${meta.teacher}`, rule: 'a live teacher must fit --max-memory beside the student',
+          found: fits.why, hint: 'build its logits layer by layer first with `kompresor teacher-cache` (the same --data, budget, batch, --seed and --top-k flags) and pass --teacher-cache, or raise --max-memory' });
+      }
       teacher = liveTeacher(loadTeacher(meta.teacher));
     }
   } catch (e) {
@@ -194,6 +215,39 @@ async function runDistill(runDir: string, student: Decoder, config: Record<strin
     if (cacheStats) console.log(`teacher cache: ${cacheStats.hits} batches read, ${cacheStats.misses} written (${cacheStats.dir})`);
   }
   return { ...r, signal: signals.received() };
+}
+
+/**
+ * Whether the teacher can run live beside the student (an estimate): the process baseline, the
+ * student's weights, gradients and AdamW moments (16 bytes per parameter), the teacher's float32
+ * weights and its forward-only arena for one micro-batch.
+ */
+function teacherFits(teacherDir: string, student: ModelConfig, o: TrainOptions, maxMemory: number): { ok: boolean; why: string } {
+  const N = o.microBatch * o.seqLen;
+  // the teacher's weights stay as stored (loadTeacher: a bf16 teacher holds 2 bytes per weight)
+  const ck = openCheckpoint(teacherDir), teacher = ck.config, layout = buildLayout(teacher), held = weightDtypeFor(ck, layout, 'auto');
+  const teacherBytes = storeBytes(layout, held);
+  const need = BASELINE_BYTES + 4 * weightBytes(student) + teacherBytes + forwardArenaBytes(teacher, N) + Math.min(LOGIT_CHUNK, N) * teacher.vocabSize * 4;
+  return { ok: need <= maxMemory, why: `the teacher's ${held} weights (${formatBytes(teacherBytes)}) with the student's training state need ${formatBytes(need)}, above --max-memory ${formatBytes(maxMemory)}` };
+}
+
+/** A teacher that cannot be loaded: every batch the run reads must be cached, checked before step 1. */
+function checkFullyCached(dir: string, meta: DistillMeta, o: TrainOptions, why: string): void {
+  const d = openPackedData(meta.data, { seed: o.seed, verify: false });
+  let cov;
+  try {
+    const valid = d.manifest.splits.val.documents > 0 ? d.val : undefined;
+    const nValid = valid ? valid.batches(o.microBatch, o.seqLen, o.evalBatches).length : 0;
+    cov = cacheCoverage(dir, distillBatches(d.train, valid, o), o, nValid);
+  } finally {
+    d.close();
+  }
+  if (cov.missing === 0) return;
+  const budget = o.steps !== undefined ? `--steps ${o.steps}` : `--tokens ${o.tokens}`;
+  throw new KompresorError({ code: 'input_invalid', where: `--teacher-cache ${dir}`,
+    rule: `every batch of the run must be cached when the teacher cannot be loaded (${why})`,
+    expected: `${cov.batches} batches cached`, found: `${cov.missing} missing, the first ${cov.first}`,
+    hint: `build them with \`kompresor teacher-cache --teacher ${meta.teacher} --data ${meta.data} --out ${dir} ${budget} --micro-batch ${o.microBatch} --seq-len ${o.seqLen} --grad-accum ${o.gradAccum} --eval-batches ${o.evalBatches} --seed ${o.seed} --top-k ${meta.kd.topK}\`, or raise --max-memory` });
 }
 
 function checkModelFolder(dir: string, flag: string): void {

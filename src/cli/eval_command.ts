@@ -1,19 +1,27 @@
 // `kompresor eval MODEL --tasks TASKS --out RESULTS.json [--teacher TEACHER]`: harness-style tasks
 // (src/eval/tasks.ts) scored on our engine, results shaped like lm-evaluation-harness's, and with a
 // teacher the recovery table. The student and the teacher run one after the other, so only one
-// model is in memory at a time. Progress over requests on stderr; a table (or --json) on stdout.
+// model is in memory at a time. A model whose float32 weights do not fit --max-memory (or any model
+// with --stream) runs layer by layer (src/eval/stream_lm.ts): log-likelihood and perplexity tasks
+// only. Progress over requests on stderr; a table (or --json) on stdout.
 import fs from 'node:fs';
+import os from 'node:os';
 import nodePath from 'node:path';
 import type { Command } from 'commander';
 import { KompresorError } from '../errors.ts';
-import { loadModel, type WeightsOption } from '../model/load.ts';
+import { loadModel, weightDtypeFor, type WeightsOption } from '../model/load.ts';
+import { openCheckpoint } from '../io/checkpoint.ts';
+import { buildLayout, storeBytes } from '../model/parameters.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../io/tokenizer.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { EngineLM } from '../eval/requests.ts';
+import { forwardArenaBytes, formatBytes, BASELINE_BYTES } from '../model/stream_forward.ts';
+import { EngineLM, HEAD_ROWS, type EvalLM } from '../eval/requests.ts';
+import { StreamLM, planEvalStream } from '../eval/stream_lm.ts';
 import { findTaskFiles, loadTask, type Task } from '../eval/tasks.ts';
 import { evaluateTasks, computeRecovery, stderrKey, type EvalResults, type Recovery } from '../eval/run.ts';
 import { parseNumber, checkOutPath, weightsDtypeOption } from './args.ts';
 import { progressBar } from './progress.ts';
+import { parseSize } from './score_command.ts';
 
 export const DEFAULT_MAX_LENGTH = 2048;
 export const DEFAULT_BOOTSTRAP_ITERS = 1000;
@@ -34,7 +42,14 @@ export interface EvalCommandOptions {
   bootstrapIters: number;
   seed: number;
   progress: boolean;
+  /** Layer by layer even when the weights fit (otherwise only when they do not fit maxMemory). */
+  stream: boolean;
+  maxMemory: number;
+  /** Notes for the user (automatic streaming); default: none. */
+  log?: (line: string) => void;
 }
+
+type Mode = 'memory' | 'stream';
 
 export interface EvalSummary extends EvalResults {
   teacher_results?: EvalResults['results'];
@@ -48,28 +63,55 @@ export async function evalCommand(o: EvalCommandOptions): Promise<EvalSummary> {
   const tasks = files.map((f) => loadTask(f, o.numFewshot));
   const dup = tasks.find((t, i) => tasks.findIndex((u) => u.name === t.name) !== i);
   if (dup) throw new KompresorError({ code: 'config_invalid', where: `--tasks ${o.tasks}`, rule: 'task names must be unique', found: `"${dup.name}" twice` });
-  const student = await runModel(o.modelDir, tasks, o, 'student');
+  // both models' modes (and a streamed model's plan) are settled before any work
+  const modes = { student: chooseMode(o.modelDir, tasks, o, 'the model'), teacher: o.teacher === undefined ? null : chooseMode(o.teacher, tasks, o, '--teacher') };
+  const student = await runModel(o.modelDir, tasks, o, 'student', modes.student);
   const summary: EvalSummary = { ...student.results, config: {} };
   if (o.teacher !== undefined) {
-    const teacher = await runModel(o.teacher, tasks, o, 'teacher');
+    const teacher = await runModel(o.teacher, tasks, o, 'teacher', modes.teacher!);
     summary.teacher_results = teacher.results.results;
     summary.recovery = computeRecovery(student.results, teacher.results);
   }
   summary.config = {
     model: o.modelDir, teacher: o.teacher ?? null, task_files: files, limit: o.limit ?? null, num_fewshot: o.numFewshot ?? null,
     max_length: student.maxLength, prefix_token_id: student.prefixTokenId, bootstrap_iters: o.bootstrapIters, seed: o.seed,
-    fewshot_seed: 1234, batch_tokens: o.batchTokens, gen_batch: o.genBatch,
+    fewshot_seed: 1234, batch_tokens: o.batchTokens, gen_batch: o.genBatch, mode: modes, max_memory: o.maxMemory,
   };
   writeFileAtomic(o.out, JSON.stringify(summary, null, 2) + '\n');
   return summary;
 }
 
-async function runModel(dir: string, tasks: Task[], o: EvalCommandOptions, label: string): Promise<{ results: EvalResults; maxLength: number; prefixTokenId: number }> {
-  const { model } = await loadModel(dir, { weights: o.weights ?? 'auto' });
+/**
+ * In memory when the weights (as --weights-dtype holds them), a forward-only arena and the head's rows fit --max-memory;
+ * otherwise (or with --stream) layer by layer, which refuses generate_until tasks and a budget
+ * too small for one batch streamed, here, before any model runs.
+ */
+function chooseMode(dir: string, tasks: Task[], o: EvalCommandOptions, what: string): Mode {
+  const ck = openCheckpoint(dir), cfg = ck.config;
+  const maxLength = o.maxLength ?? Math.min(cfg.maxPositionEmbeddings, DEFAULT_MAX_LENGTH);
+  const batchTokens = Math.max(o.batchTokens, maxLength);
+  // in memory the weights are held as --weights-dtype says (a bf16 checkpoint stays 2 bytes per weight)
+  const layout = buildLayout(cfg), held = weightDtypeFor(ck, layout, o.weights ?? 'auto');
+  const weights = storeBytes(layout, held);
+  const need = BASELINE_BYTES + weights + forwardArenaBytes(cfg, batchTokens) + HEAD_ROWS * (cfg.vocabSize + cfg.hiddenSize) * 4;
+  if (!o.stream && need <= o.maxMemory) return 'memory';
+  const gen = tasks.find((t) => t.outputType === 'generate_until');
+  if (gen) {
+    throw new KompresorError({ code: 'input_invalid', where: `--tasks ${o.tasks}`, rule: `a model evaluated layer by layer (${o.stream ? '--stream' : `${what}'s ${held} weights, ${formatBytes(weights)}, exceed --max-memory ${formatBytes(o.maxMemory)}`}) answers log-likelihood and perplexity tasks only`,
+      found: `generate_until task "${gen.name}"`, hint: o.stream ? 'leave out --stream, or the generate_until tasks' : 'raise --max-memory, or leave out the generate_until tasks' });
+  }
+  planEvalStream(cfg, batchTokens, batchTokens, o.maxMemory);
+  if (!o.stream) o.log?.(`eval: ${what === 'the model' ? dir : `the teacher ${dir}`}: the ${held} weights (${formatBytes(weights)}) do not fit --max-memory ${formatBytes(o.maxMemory)}; evaluating layer by layer`);
+  return 'stream';
+}
+
+async function runModel(dir: string, tasks: Task[], o: EvalCommandOptions, label: string, mode: Mode): Promise<{ results: EvalResults; maxLength: number; prefixTokenId: number }> {
   const tok = loadTokenizer(dir);
-  const maxLength = o.maxLength ?? Math.min(model.cfg.maxPositionEmbeddings, DEFAULT_MAX_LENGTH);
+  const ck = openCheckpoint(dir);
+  const maxLength = o.maxLength ?? Math.min(ck.config.maxPositionEmbeddings, DEFAULT_MAX_LENGTH);
   const prefixTokenId = prefixToken(tok);
-  const lm = new EngineLM(model, tok, { maxLength, batchTokens: o.batchTokens, genBatch: o.genBatch, prefixTokenId });
+  const lmo = { maxLength, batchTokens: o.batchTokens, genBatch: o.genBatch, prefixTokenId };
+  const lm: EvalLM = mode === 'stream' ? new StreamLM(ck, tok, lmo, o.maxMemory) : new EngineLM((await loadModel(dir, { weights: o.weights ?? 'auto', maxMemory: o.maxMemory })).model, tok, lmo);
   let bar: ReturnType<typeof progressBar> | null = null;
   const results = evaluateTasks(lm, tasks, {
     limit: o.limit, bootstrapIters: o.bootstrapIters, seed: o.seed,
@@ -139,6 +181,12 @@ With --teacher, the same tasks run on the teacher and RESULTS.json gains "teache
 "recovery": per task, student / teacher x 100 on the primary (first) metric, or teacher /
 student x 100 when lower is better (perplexity, bits per byte); "average" is their mean.
 
+Memory: in memory when the float32 weights fit --max-memory (default 75% of RAM); otherwise, or
+with --stream, layer by layer (one layer's weights resident, the hidden states of as many
+batches as fit carried from layer to layer, the lm_head read by vocabulary blocks when it does
+not fit either). Layer by layer answers log-likelihood and perplexity tasks only (no
+generate_until); the results are those of the in-memory path to float32 rounding.
+
 Examples:
   kompresor eval ./pruned --tasks evals/pl/ --out results.json --teacher ./teacher
   kompresor eval ./model --tasks a.yaml,b.yaml --out r.json --limit 100 --num-fewshot 5
@@ -158,6 +206,8 @@ export function registerEvalCommand(program: Command): void {
     .option('--gen-batch <n>', 'prompts generated together', '8')
     .option('--bootstrap-iters <n>', 'bootstrap replicates for non-mean standard errors (the harness uses 100000; 0 = none)', String(DEFAULT_BOOTSTRAP_ITERS))
     .option('--seed <s>', 'seed of the bootstrap and of sampled generation', '1234')
+    .option('--stream', 'evaluate layer by layer, holding one layer\'s weights (automatic when the weights do not fit --max-memory)')
+    .option('--max-memory <size>', 'memory budget, e.g. 24GiB or 512MiB (default: 75% of RAM)')
     .option('--json', 'print the results JSON instead of the table (no progress bar)')
     .addOption(weightsDtypeOption('--weights-dtype', 'each evaluated model'))
     .addHelpText('after', HELP)
@@ -168,7 +218,9 @@ export function registerEvalCommand(program: Command): void {
         limit: int(o.limit, '--limit', 1), numFewshot: int(o.numFewshot, '--num-fewshot', 0), maxLength: int(o.maxLength, '--max-length', 2),
         batchTokens: int(o.batchTokens, '--batch-tokens', 1)!, genBatch: int(o.genBatch, '--gen-batch', 1)!,
         bootstrapIters: int(o.bootstrapIters, '--bootstrap-iters', 0)!, seed: int(o.seed, '--seed', 0)!,
-        progress: !o.json, weights: o.weightsDtype as WeightsOption,
+        progress: !o.json, stream: Boolean(o.stream), weights: o.weightsDtype as WeightsOption,
+        maxMemory: o.maxMemory === undefined ? Math.floor(0.75 * os.totalmem()) : parseSize(String(o.maxMemory), '--max-memory'),
+        log: o.json ? undefined : (line) => console.error(line),
       });
       console.log(o.json ? JSON.stringify(s, null, 2) : `${formatEval(s)}\nwrote ${String(o.out)}`);
     });

@@ -31,6 +31,7 @@ import { writeAtomicText } from '../train/run_checkpoint.ts';
 import { Decoder } from '../model/decoder.ts';
 import { modelFromCheckpoint, type WeightsOption } from '../model/load.ts';
 import type { Batch } from '../model/batch.ts';
+import { LOGIT_CHUNK } from '../model/activations.ts';
 import { teacherChunks, type TeacherChunk } from './kd_head.ts';
 
 /** Serves the teacher's logits for a batch, chunk by chunk (see TeacherChunk in kd_head.ts). */
@@ -161,7 +162,10 @@ export class TeacherCache {
     return new TeacherCache(dir, m);
   }
 
-  private path(key: string): string { return nodePath.join(this.dir, `${key}.kptl`); }
+  private path(key: string): string { return entryPath(this.dir, key); }
+
+  /** Whether an entry for this key exists (not read, not checked). */
+  has(key: string): boolean { return fs.existsSync(this.path(key)); }
 
   /** The entry for this batch key, or null when it is not cached. Damaged or foreign entries are refused. */
   read(key: string, batch: Batch): CacheEntry | null {
@@ -220,6 +224,9 @@ export class TeacherCache {
 
 function align4(n: number): number { return (n + 3) & ~3; }
 
+/** The file of a batch's entry in a cache folder. */
+export function entryPath(dir: string, key: string): string { return nodePath.join(dir, `${key}.kptl`); }
+
 // ---------------------------------------------------------------------------------------------
 // a Teacher backed by the cache
 
@@ -258,18 +265,25 @@ export function cachedTeacher(cache: TeacherCache, load: () => Decoder): Teacher
 
 /** The teacher's logits for a batch, reduced to each row's top-k (all rows, valid or not). */
 export function entryFromTeacher(model: Decoder, batch: Batch, k: number): CacheEntry {
-  const V = model.cfg.vocabSize, N = batch.B * batch.T, full = k >= V;
-  const chunk = teacherChunks(model, batch);
+  return entryFromChunks(teacherChunks(model, batch), batch.B, batch.T, model.cfg.vocabSize, k);
+}
+
+/**
+ * A cache entry from a batch's logits served chunk by chunk (`chunkRows` rows at a time: the
+ * teacher's own chunking, or the layer-streamed build's, src/distill/cache_build.ts).
+ */
+export function entryFromChunks(chunk: TeacherChunk, B: number, T: number, V: number, k: number, chunkRows = LOGIT_CHUNK): CacheEntry {
+  const N = B * T, full = k >= V;
   const logits = new Float32Array(N * (full ? V : k)), ids = full ? null : new Int32Array(N * k);
   const scratch = new Float32Array(V);
   for (let r0 = 0; r0 < N;) {
-    const rows = Math.min(256, N - r0);
+    const rows = Math.min(chunkRows, N - r0);
     const u = chunk(r0, rows);
     if (full) logits.set(u, r0 * V);
     else for (let i = 0; i < rows; i++) topKRow(ids!, logits, (r0 + i) * k, u.subarray(i * V, (i + 1) * V), k, scratch);
     r0 += rows;
   }
-  return { B: batch.B, T: batch.T, V, k: full ? V : k, ids, logits };
+  return { B, T, V, k: full ? V : k, ids, logits };
 }
 
 /**

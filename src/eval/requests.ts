@@ -21,7 +21,7 @@
 import type { Decoder } from '../model/decoder.ts';
 import { linearForward } from '../model/parameters.ts';
 import type { LoadedTokenizer } from '../io/tokenizer.ts';
-import { batchFromDocs } from '../model/batch.ts';
+import { batchFromDocs, type Batch } from '../model/batch.ts';
 import { generate } from '../model/generate.ts';
 import type { SamplingOptions } from '../model/sampling.ts';
 import { kernels as K } from '../tensor/ops.ts';
@@ -126,13 +126,13 @@ export function packRows(lengths: number[], T: number): number[][] {
 }
 
 /** Rows of lm_head output computed at once when scoring. */
-const HEAD_ROWS = 64;
+export const HEAD_ROWS = 64;
 
-/**
- * Sum of log-probabilities of each item's targets and whether each target is the argmax.
- * Identical items are scored once. Log-softmax in float64 over the float32 logits.
- */
-export function scoreItems(model: Decoder, items: ScoreItem[], batchTokens: number, done?: (n: number) => void): LoglikelihoodResult[] {
+/** Unique items packed into rows of T tokens, B rows per forward pass; slot[i] = items[i]'s unique index. */
+export interface PackedItems { unique: ScoreItem[]; slot: number[]; rows: number[][]; T: number; B: number }
+
+/** Deduplicates items and packs them longest first (the same batches for every scorer). */
+export function packItems(items: ScoreItem[], batchTokens: number): PackedItems {
   const key = (it: ScoreItem) => `${it.input.join(',')}|${it.targets.join(',')}`;
   const uniq = new Map<string, number>(), unique: ScoreItem[] = [];
   const slot = items.map((it) => {
@@ -140,50 +140,68 @@ export function scoreItems(model: Decoder, items: ScoreItem[], batchTokens: numb
     if (!uniq.has(k)) { uniq.set(k, unique.length); unique.push(it); }
     return uniq.get(k)!;
   });
-  const res = new Array<LoglikelihoodResult>(unique.length);
-  if (unique.length > 0) {
-    const T = Math.max(...unique.map((it) => it.input.length));
-    const rows = packRows(unique.map((it) => it.input.length), T);
-    const B = Math.max(1, Math.floor(batchTokens / T));
-    const wasForwardOnly = model.forwardOnly;
-    model.forwardOnly = true;
-    try {
-      let finished = 0;
-      for (let r0 = 0; r0 < rows.length; r0 += B) {
-        const group = rows.slice(r0, r0 + B);
-        scoreRows(model, unique, group, T, res);
-        finished += group.reduce((s, g) => s + g.length, 0);
-        done?.(Math.round(finished / unique.length * items.length)); // in the caller's items
-      }
-    } finally {
-      model.forwardOnly = wasForwardOnly;
-      model.releaseActivations();
-    }
-  }
-  return slot.map((s) => res[s]);
+  const T = unique.length > 0 ? Math.max(...unique.map((it) => it.input.length)) : 1;
+  const rows = unique.length > 0 ? packRows(unique.map((it) => it.input.length), T) : [];
+  return { unique, slot, rows, T, B: Math.max(1, Math.floor(batchTokens / T)) };
 }
 
-/** One forward pass over packed rows; the lm_head and log-softmax only where targets are. */
-function scoreRows(model: Decoder, items: ScoreItem[], rows: number[][], T: number, res: LoglikelihoodResult[]): void {
+/** The forward pass of packed rows [r0, r0 + B): its documents are the items' inputs. */
+export function packedBatch(p: PackedItems, r0: number): Batch {
+  return batchFromDocs(p.rows.slice(r0, r0 + p.B).map((r) => r.map((i) => p.unique[i].input)), p.T, 0);
+}
+
+/** out[n, V] = x[n, C] lm_headᵀ for n <= the head's rows per call. */
+export type HeadFn = (out: Float32Array, x: Float32Array, n: number) => void;
+
+/**
+ * Sum of log-probabilities of each item's targets and whether each target is the argmax.
+ * Identical items are scored once. Log-softmax in float64 over the float32 logits.
+ */
+export function scoreItems(model: Decoder, items: ScoreItem[], batchTokens: number, done?: (n: number) => void): LoglikelihoodResult[] {
+  const p = packItems(items, batchTokens);
+  const res = new Array<LoglikelihoodResult>(p.unique.length);
   const C = model.cfg.hiddenSize, V = model.cfg.vocabSize;
-  const batch = batchFromDocs(rows.map((r) => r.map((i) => items[i].input)), T, 0);
-  const a = model.forward(batch);
+  const head: HeadFn = (out, x, n) => linearForward(out.subarray(0, n * V), x.subarray(0, n * C), model.w.lmHead, null, n, C, V, false, model.w.f16);
+  const wasForwardOnly = model.forwardOnly;
+  model.forwardOnly = true;
+  try {
+    let finished = 0;
+    for (let r0 = 0; r0 < p.rows.length; r0 += p.B) {
+      const batch = packedBatch(p, r0);
+      const a = model.forward(batch);
+      scoreRows(a.buf.lnf, C, V, head, HEAD_ROWS, p, r0, res);
+      finished += p.rows.slice(r0, r0 + p.B).reduce((s, g) => s + g.length, 0);
+      done?.(Math.round(finished / p.unique.length * items.length)); // in the caller's items
+    }
+  } finally {
+    model.forwardOnly = wasForwardOnly;
+    model.releaseActivations();
+  }
+  return p.slot.map((s) => res[s]);
+}
+
+/**
+ * The results of the items in packed rows [r0, r0 + B) from the final-norm output of their forward
+ * pass, lnf (B*T, C): the lm_head (headRows rows per call) and log-softmax only where targets are.
+ */
+export function scoreRows(lnf: Float32Array, C: number, V: number, head: HeadFn, headRows: number, p: PackedItems, r0: number, res: LoglikelihoodResult[]): void {
+  const rows = p.rows.slice(r0, r0 + p.B), T = p.T;
   // (row position, target) of every scored position, grouped by item
   const positions: number[] = [], targets: number[] = [], owner: number[] = [];
   rows.forEach((r, b) => {
     let start = 0;
     for (const i of r) {
-      const it = items[i], first = start + it.input.length - it.targets.length;
+      const it = p.unique[i], first = start + it.input.length - it.targets.length;
       it.targets.forEach((tok, j) => { positions.push(b * T + first + j); targets.push(tok); owner.push(i); });
       start += it.input.length;
     }
   });
   for (const i of rows.flat()) res[i] = { ll: 0, isGreedy: true };
-  const x = new Float32Array(HEAD_ROWS * C), logits = new Float32Array(HEAD_ROWS * V);
-  for (let p0 = 0; p0 < positions.length; p0 += HEAD_ROWS) {
-    const n = Math.min(HEAD_ROWS, positions.length - p0);
-    for (let j = 0; j < n; j++) x.set(a.buf.lnf.subarray(positions[p0 + j] * C, (positions[p0 + j] + 1) * C), j * C);
-    linearForward(logits, x, model.w.lmHead, null, n, C, V, false, model.w.f16);   // (n, V)
+  const x = new Float32Array(headRows * C), logits = new Float32Array(headRows * V);
+  for (let p0 = 0; p0 < positions.length; p0 += headRows) {
+    const n = Math.min(headRows, positions.length - p0);
+    for (let j = 0; j < n; j++) x.set(lnf.subarray(positions[p0 + j] * C, (positions[p0 + j] + 1) * C), j * C);
+    head(logits, x, n);                                                  // (n, V)
     for (let j = 0; j < n; j++) {
       const { lp, isMax } = logProb(logits.subarray(j * V, (j + 1) * V), targets[p0 + j]);
       const r = res[owner[p0 + j]];
@@ -205,27 +223,44 @@ export function logProb(row: Float32Array, target: number): { lp: number; isMax:
 // ---------------------------------------------------------------------------------------------
 // the engine as an EvalLM
 
-export class EngineLM implements EvalLM {
-  constructor(readonly model: Decoder, readonly tok: LoadedTokenizer, readonly o: EngineLMOptions) {}
+/**
+ * The request rules over token items (shared by the in-memory engine and the layer-streamed one,
+ * src/eval/stream_lm.ts): encoding, pairs and rolling windows; a subclass scores the items.
+ */
+export abstract class TokenLM implements EvalLM {
+  constructor(readonly tok: LoadedTokenizer, readonly o: EngineLMOptions) {}
 
   encode(text: string): number[] { return this.tok.encode(text, { addSpecialTokens: false }); }
+
+  /** Each item's (sum of log p, is greedy), `done` in items. */
+  protected abstract score(items: ScoreItem[], done?: (n: number) => void): LoglikelihoodResult[];
+
+  abstract generateUntil(reqs: GenerateRequest[], done?: (n: number) => void): string[];
 
   loglikelihood(reqs: LoglikelihoodRequest[], done?: (n: number) => void): LoglikelihoodResult[] {
     const items = reqs.map((r) => {
       const { ctx, cont } = encodePair((s) => this.encode(s), this.o.prefixTokenId, r.context, r.continuation);
       return pairItem(ctx, cont, this.o.maxLength);
     });
-    return scoreItems(this.model, items, this.o.batchTokens, done);
+    return this.score(items, done);
   }
 
   loglikelihoodRolling(texts: string[], done?: (n: number) => void): number[] {
     const windows = texts.map((t) => rollingWindows(this.encode(t), this.o.prefixTokenId, this.o.maxLength));
     const flat = windows.flat();
     const owner = windows.flatMap((w, i) => w.map(() => i));
-    const scored = scoreItems(this.model, flat, this.o.batchTokens, done && ((n) => done(Math.min(texts.length, Math.floor(n * texts.length / Math.max(1, flat.length))))));
+    const scored = this.score(flat, done && ((n) => done(Math.min(texts.length, Math.floor(n * texts.length / Math.max(1, flat.length))))));
     const out = new Array<number>(texts.length).fill(0);
     scored.forEach((r, k) => { out[owner[k]] += r.ll; });
     return out;
+  }
+}
+
+export class EngineLM extends TokenLM {
+  constructor(readonly model: Decoder, tok: LoadedTokenizer, o: EngineLMOptions) { super(tok, o); }
+
+  protected score(items: ScoreItem[], done?: (n: number) => void): LoglikelihoodResult[] {
+    return scoreItems(this.model, items, this.o.batchTokens, done);
   }
 
   generateUntil(reqs: GenerateRequest[], done?: (n: number) => void): string[] {

@@ -73,16 +73,19 @@ export function dimsOf(cfg: ModelConfig, B: number, T: number): Dims {
 
 /**
  * Allocates the arena for (B, T): one ArrayBuffer, views per the layout table. `head = false`
- * (forward-only arenas only) leaves out the logits chunk and the losses.
+ * (forward-only arenas only) leaves out the logits chunk and the losses. With `storage` (at least
+ * the arena's floats) the views are carved from it instead: arenas of several shapes can then share
+ * one buffer when only one is in use at a time (the layer-streamed forward).
  */
-export function allocateActivations(cfg: ModelConfig, B: number, T: number, forwardOnly = false, head = true): Activations {
+export function allocateActivations(cfg: ModelConfig, B: number, T: number, forwardOnly = false, head = true, storage?: Float32Array): Activations {
   const d = dimsOf(cfg, B, T);
   if (forwardOnly) d.L = 1; // resid: (L+1) = 2 alternating slots
   ensure(head || forwardOnly, 'allocateActivations', () => 'only a forward-only arena can leave out the head');
   const left = (name: string) => (forwardOnly && BACKWARD_SCRATCH.has(name)) || (!head && HEAD.has(name));
   const sizes = ACTIVATION_LAYOUT.map(([name, f]) => (left(name) ? 0 : f(d)));
   const total = sizes.reduce((a, b) => a + b, 0);
-  const arena = new Float32Array(total);
+  ensure(!storage || storage.length >= total, 'allocateActivations', () => `the storage holds ${storage!.length} floats, the arena needs ${total}`);
+  const arena = storage ?? new Float32Array(total);
   const buf = {} as Record<ActivationName, Float32Array>;
   let off = 0;
   ACTIVATION_LAYOUT.forEach(([name], i) => {

@@ -55,6 +55,7 @@ export const STEP_RULES: Record<string, StepRule> = {
   search: { output: { flag: 'out', file: 'model', model: 'out' } },
   train: { output: RUN, needs: [['model_dir', 'init'], ['data'], BUDGET] },
   distill: { output: RUN, needs: [['teacher'], ['student'], ['data'], BUDGET] },
+  'teacher-cache': { output: { flag: 'out', file: 'cache' }, needs: [BUDGET] },
   sft: { output: RUN, needs: [['model_dir'], ['data'], BUDGET] },
   dpo: { output: RUN, needs: [['model_dir'], ['data'], BUDGET] },
   grpo: { output: RUN, needs: [['model_dir'], ['data'], ['reward'], BUDGET] },

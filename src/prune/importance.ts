@@ -22,6 +22,7 @@ import type { ModelConfig } from '../io/hf_config.ts';
 import type { Decoder, Probe, ProbeName } from '../model/decoder.ts';
 import type { Batch } from '../model/batch.ts';
 import { allocateActivations, layerSlice, type Activations } from '../model/activations.ts';
+import { BASELINE_BYTES } from '../model/stream_forward.ts';
 import { kernels as K } from '../tensor/ops.ts';
 import { ensure } from '../errors.ts';
 import { calibrationBatch, type CalibrationSet } from './calibration.ts';
@@ -212,7 +213,7 @@ export class SkipLoss {
 // running over the calibration set, all weights in memory
 
 /** Memory the Node process, tokenizer and calibration rows take before any tensor (an estimate). */
-export const BASELINE_BYTES = 192 * 2 ** 20;
+export { BASELINE_BYTES };
 /** Activation arena aimed at per forward pass: big enough for full GEMMs, small beside the weights. */
 export const ACTIVATION_TARGET_BYTES = 256 * 2 ** 20;
 

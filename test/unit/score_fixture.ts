@@ -9,6 +9,7 @@ import { Decoder } from '../../src/model/decoder.ts';
 import { initWeights } from '../../src/model/init.ts';
 import { saveModel } from '../../src/model/load.ts';
 import type { FloatDtype } from '../../src/io/safetensors.ts';
+import type { Checkpoint } from '../../src/io/checkpoint.ts';
 
 export const FIXTURES = path.join(import.meta.dirname, '../fixtures');
 
@@ -56,4 +57,22 @@ export function fixtureCopy(name: string, dir: string): string {
   for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(FIXTURES, name, f), path.join(dir, f));
   writeByteTokenizer(dir);
   return dir;
+}
+
+/**
+ * Wraps a checkpoint to count what is read: per tensor, the floats read (whole reads and row
+ * ranges together) and the calls of each kind.
+ */
+export function spyReads(ck: Checkpoint): { floats: Map<string, number>; whole: Map<string, number>; rows: Map<string, number> } {
+  const floats = new Map<string, number>(), whole = new Map<string, number>(), rows = new Map<string, number>();
+  const add = (m: Map<string, number>, name: string, n: number) => m.set(name, (m.get(name) ?? 0) + n);
+  const read = ck.read, readRows = ck.readRows;
+  ck.read = (name, out) => { const r = read(name, out); add(whole, name, 1); add(floats, name, r.length); return r; };
+  ck.readRows = (name, r0, n, out) => { const r = readRows(name, r0, n, out); add(rows, name, 1); add(floats, name, r.length); return r; };
+  return { floats, whole, rows };
+}
+
+/** Float count of a checkpoint tensor. */
+export function numel(ck: Checkpoint, name: string): number {
+  return ck.tensors.get(name)!.info.shape.reduce((a, b) => a * b, 1);
 }

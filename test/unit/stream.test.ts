@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KompresorError } from '../../src/errors.ts';
 import { readSafetensorsHeader, readTensorF32, readTensorRowsF32, writeSafetensors } from '../../src/io/safetensors.ts';
-import { openCheckpoint, type Checkpoint } from '../../src/io/checkpoint.ts';
+import { openCheckpoint } from '../../src/io/checkpoint.ts';
 import { loadTokenizer } from '../../src/io/tokenizer.ts';
 import { loadModel } from '../../src/model/load.ts';
 import { buildCalibration, type CalibrationSet } from '../../src/prune/calibration.ts';
@@ -15,7 +15,7 @@ import { scoreInMemory, type Importance } from '../../src/prune/importance.ts';
 import { planStream, scoreStreaming, embedRows } from '../../src/prune/stream.ts';
 import { BASELINE_BYTES } from '../../src/prune/importance.ts';
 import { randn, relErr, rng, throwsWith, tempDir } from '../helpers.ts';
-import { tinyModelDir } from './score_fixture.ts';
+import { tinyModelDir, spyReads, numel } from './score_fixture.ts';
 
 let tmp: string;
 before(() => { tmp = tempDir('kompresor-stream-'); });
@@ -84,15 +84,6 @@ describe('streamed scores = in-memory scores', () => {
   const calib = (dir: string): CalibrationSet =>
     buildCalibration([path.join(tmp, 'calib.txt')], loadTokenizer(dir), { samples: 6, seqLen: 24, seed: 2, vocabSize: 259 });
 
-  /** Wraps a checkpoint to record whole-tensor reads and row-range reads. */
-  function spied(ck: Checkpoint) {
-    const reads: string[] = [], rowReads: string[] = [];
-    const read = ck.read, readRows = ck.readRows;
-    ck.read = (name, out) => { reads.push(name); return read(name, out); };
-    ck.readRows = (name, r0, n, out) => { rowReads.push(name); return readRows(name, r0, n, out); };
-    return { reads, rowReads };
-  }
-
   function assertSame(a: Importance, b: Importance, tol: number, what: string): void {
     const sa = a.scores(), sb = b.scores();
     for (const k of ['hidden', 'heads', 'mlp', 'layers'] as const) {
@@ -114,19 +105,19 @@ describe('streamed scores = in-memory scores', () => {
       const cfg = model.cfg;
 
       const ck = openCheckpoint(dir);
-      const spy = spied(ck);
+      const spy = spyReads(ck);
       const same = scoreStreaming(ck, set, { plan: planStream(cfg, 6, 24, 8 * 2 ** 30, { batchRows: 4, groupRows: 6 }) }).imp;
       assertSame(same, mem, 1e-12, 'one group, 4 rows per pass');
-      // only layer tensors are read whole, each once; the embedding only by row ranges; never the head
-      assert.ok(spy.reads.every((n) => n.startsWith('model.layers.')), spy.reads.join(','));
-      assert.equal(spy.reads.length, new Set(spy.reads).size);
-      assert.equal(spy.reads.length, openCheckpoint(dir).tensors.size - (cfg.tieWordEmbeddings ? 2 : 3));
-      assert.ok(spy.rowReads.length > 0 && spy.rowReads.every((n) => n === 'model.embed_tokens.weight'));
+      // every layer tensor read exactly once; the embedding only by row ranges; never the final norm or the head
+      const layerNames = [...ck.tensors.keys()].filter((n) => n.startsWith('model.layers.'));
+      assert.deepEqual([...spy.floats.keys()].sort(), [...layerNames, 'model.embed_tokens.weight'].sort());
+      for (const n of layerNames) assert.equal(spy.floats.get(n), numel(ck, n), n);
+      assert.ok(!spy.whole.has('model.embed_tokens.weight') && spy.rows.get('model.embed_tokens.weight')! > 0);
 
-      const spy2Ck = openCheckpoint(dir), spy2 = spied(spy2Ck);
+      const spy2Ck = openCheckpoint(dir), spy2 = spyReads(spy2Ck);
       const grouped = scoreStreaming(spy2Ck, set, { plan: planStream(cfg, 6, 24, 8 * 2 ** 30, { batchRows: 2, groupRows: 3 }) }).imp;
       assertSame(grouped, mem, 1e-6, 'two groups of 3 rows, 2 rows per pass');
-      assert.equal(spy2.reads.length, 2 * spy.reads.length, 'weights read once per group');
+      for (const n of layerNames) assert.equal(spy2.floats.get(n), 2 * numel(ck, n), `${n}: read once per group`);
     });
   }
 
