@@ -228,7 +228,7 @@ function teacherFits(teacherDir: string, student: ModelConfig, o: TrainOptions, 
   const ck = openCheckpoint(teacherDir), teacher = ck.config, layout = buildLayout(teacher), held = weightDtypeFor(ck, layout, 'auto');
   const teacherBytes = storeBytes(layout, held);
   const need = BASELINE_BYTES + 4 * weightBytes(student) + teacherBytes + forwardArenaBytes(teacher, N) + Math.min(LOGIT_CHUNK, N) * teacher.vocabSize * 4;
-  return { ok: need <= maxMemory, why: `the teacher's ${held} weights (${formatBytes(teacherBytes)}) with the student's training state need ${formatBytes(need)}, above --max-memory ${formatBytes(maxMemory)}` };
+  return { ok: need <= maxMemory, why: `the teacher's ${held === 'f32' ? 'float32' : held} weights (${formatBytes(teacherBytes)}) with the student's training state need ${formatBytes(need)}, above --max-memory ${formatBytes(maxMemory)}` };
 }
 
 /** A teacher that cannot be loaded: every batch the run reads must be cached, checked before step 1. */

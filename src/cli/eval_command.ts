@@ -91,8 +91,9 @@ function chooseMode(dir: string, tasks: Task[], o: EvalCommandOptions, what: str
   const maxLength = o.maxLength ?? Math.min(cfg.maxPositionEmbeddings, DEFAULT_MAX_LENGTH);
   const batchTokens = Math.max(o.batchTokens, maxLength);
   // in memory the weights are held as --weights-dtype says (a bf16 checkpoint stays 2 bytes per weight)
-  const layout = buildLayout(cfg), held = weightDtypeFor(ck, layout, o.weights ?? 'auto');
-  const weights = storeBytes(layout, held);
+  const layout = buildLayout(cfg), stored = weightDtypeFor(ck, layout, o.weights ?? 'auto');
+  const held = stored === 'f32' ? 'float32' : stored;
+  const weights = storeBytes(layout, stored);
   const need = BASELINE_BYTES + weights + forwardArenaBytes(cfg, batchTokens) + HEAD_ROWS * (cfg.vocabSize + cfg.hiddenSize) * 4;
   if (!o.stream && need <= o.maxMemory) return 'memory';
   const gen = tasks.find((t) => t.outputType === 'generate_until');
