@@ -54,6 +54,12 @@ export async function runSession(o: SessionOptions): Promise<{ dir: string; resu
       args: r.args, dir: r.dir, repro: reproCommand(o.seed, index) };
     results.push(res);
     o.onResult?.(res);
+    // a case that wrote into the base model (D1) would break every later case: make it again
+    const baseDir = nodePath.dirname(ws.baseModel);
+    if (r.changed.some((p) => p.startsWith(baseDir + nodePath.sep))) {
+      fs.rmSync(baseDir, { recursive: true, force: true });
+      makeBaseModel(baseDir);
+    }
     if (verdict.ok && !o.keep) fs.rmSync(r.dir, { recursive: true, force: true });
     else fs.writeFileSync(nodePath.join(r.dir, 'stderr.txt'), r.stderr);
   }
