@@ -128,7 +128,8 @@ Axes (HF config names): num_hidden_layers, hidden_size, num_attention_heads, int
 --params N: N > 1 is a parameter count (7.35e9 is fine), 0 < N <= 1 a fraction of the original.
   Axes given with --target stay fixed; the others follow the default policy: drop layers (at most
   20%, stopping within one layer of the budget), then shrink intermediate_size (at most 40%),
-  then hidden_size (at most 40%); heads are left alone. An unreachable budget is refused.
+  then hidden_size (at most 40%; the MLP then takes back what hidden's step leaves); heads are
+  left alone. An unreachable budget is refused.
   Widths the policy chooses are multiples of --round-to (${DEFAULT_ROUND_TO}), and hidden_size a
   multiple of num_attention_heads (transformers 5 refuses other Llama/Mistral/Qwen2 configs); a
   width too small for that steps by the largest power of two below --round-to that fits, and the

@@ -286,8 +286,8 @@ function unroundedChoice(cfg: ModelConfig, start: AxisSizes, fixed: PruneAxis[],
  * Sizes meeting the budget: axes fixed by the target stay; the free axes of PARAMS_POLICY shrink
  * in order. Depth stops within one layer of the budget (a layer is a coarse step) and the next
  * axis takes the remainder; a width axis takes the largest size under the budget, or its floor
- * when that is not enough. Widths step by their multiple (policySteps). Refuses a budget the
- * policy cannot reach.
+ * when that is not enough, and then whatever the later axes leave of the budget. Widths step by
+ * their multiple (policySteps). Refuses a budget the policy cannot reach.
  */
 function solveForParams(cfg: ModelConfig, start: AxisSizes, fixed: PruneAxis[], budget: number, convention: ParamsConvention, steps: Steps): AxisSizes {
   const count = (s: AxisSizes) => countIn(paramCount(withSizes(cfg, s)), convention);
@@ -312,7 +312,13 @@ function solveFrom(s: AxisSizes, free: readonly { axis: PruneAxis; minFraction: 
   const at = (v: number): AxisSizes => ({ ...s, [axis]: v });
   const fits = vals.find((v) => count(at(v)) <= budget);
   if (rest.length === 0) return fits === undefined ? null : at(fits);
-  if (axis !== 'num_hidden_layers') return fits !== undefined ? at(fits) : solveFrom(at(vals[vals.length - 1]), rest, original, count, budget, steps);
+  if (axis !== 'num_hidden_layers') {
+    if (fits !== undefined) return at(fits);
+    const r = solveFrom(at(vals[vals.length - 1]), rest, original, count, budget, steps);
+    // the later axis moves in coarse steps (hidden 896 -> 672 on Qwen2.5-0.5B's 14 heads) and
+    // may undershoot the budget: this axis takes back what it leaves (the floor always fits)
+    return r && { ...r, [axis]: vals.find((v) => count({ ...r, [axis]: v }) <= budget)! };
+  }
   // depth: the fewest layers still at or above the budget, then one layer more at a time
   let i = vals.length - 1;
   while (i > 0 && count(at(vals[i])) < budget) i--;

@@ -80,8 +80,9 @@ describe('--params policy, rounded', () => {
 
   test('Qwen2.5-0.5B shape, 55%: hidden must shrink; 14 heads leave no multiple of 448 in the bound, so 672 (a multiple of 224), said in a note', () => {
     const plan = makePlan(QWEN05, { params: 0.55 });
-    assert.equal(plan.after.hidden_size, 672);
-    assert.equal(plan.after.intermediate_size % 64, 0);
+    assert.deepEqual(plan.after, { num_hidden_layers: 20, hidden_size: 672, num_attention_heads: 14, intermediate_size: 3520 });
+    assert.ok(count(QWEN05, { ...plan.after, intermediate_size: 3584 }) > plan.params_budget!, 'the MLP took back what hidden\'s step of 224 left');
+    assert.equal(plan.rounding.cost, 105_042, '0.04% of the budget (8.6% if the MLP stayed at its floor, 2944)');
     checkRounded(QWEN05, plan, 32);
     assert.deepEqual(plan.rounding.notes, ['hidden_size 896: no multiple of 64 (lcm of 64 and the 14 heads: 448) lies within the pruning bound, '
       + 'so its pruned sizes are multiples of 32 (lcm of 32 and the 14 heads: 224) instead']);
@@ -90,11 +91,14 @@ describe('--params policy, rounded', () => {
 
   test('small Llama (8 heads): hidden and MLP in multiples of 64, hidden divisible by the heads; --round-to 1 keeps the heads rule', () => {
     const plan = makePlan(LLAMA, { params: 0.6 });
-    assert.deepEqual(plan.after, { num_hidden_layers: 5, hidden_size: 192, num_attention_heads: 8, intermediate_size: 448 });
+    // the MLP goes to its floor (448), hidden to 192, then the MLP takes back what hidden's coarse step left
+    assert.deepEqual(plan.after, { num_hidden_layers: 5, hidden_size: 192, num_attention_heads: 8, intermediate_size: 576 });
+    assert.ok(count(LLAMA, { ...plan.after, intermediate_size: 640 }) > plan.params_budget!, 'the MLP took back all it could');
     checkRounded(LLAMA, plan);
-    assert.deepEqual(plan.rounding.unrounded!.sizes, { ...plan.after, hidden_size: 229, intermediate_size: 423 }, 'unrounded: a hidden size transformers refuses');
+    assert.deepEqual(plan.rounding.unrounded!.sizes, { ...plan.after, hidden_size: 229, intermediate_size: 426 }, 'unrounded: a hidden size transformers refuses');
+    assert.equal(plan.rounding.cost, 98_469);
     const one = makePlan(LLAMA, { params: 0.6, roundTo: 1 });
-    assert.deepEqual(one.after, { ...plan.after, hidden_size: 224, intermediate_size: 423 }, '--round-to 1: any MLP size, hidden a multiple of the 8 heads');
+    assert.deepEqual(one.after, { ...plan.after, hidden_size: 224, intermediate_size: 447 }, '--round-to 1: any MLP size, hidden a multiple of the 8 heads');
     assert.equal(one.rounding.cost, plan.rounding.unrounded!.params - count(LLAMA, one.after));
     assert.ok(one.rounding.cost < plan.rounding.cost);
   });
