@@ -1,6 +1,8 @@
 // The engine's commands: inspect, logits, grads, generate. Each is a plain async function that
 // returns what it computed (for library use and tests); main.ts wires them to the CLI.
-import { loadModel, type WeightsOption } from '../model/load.ts';
+import { loadModel, checkCheckpoint, type WeightsOption } from '../model/load.ts';
+import { openCheckpoint } from '../io/checkpoint.ts';
+import { buildLayout } from '../model/parameters.ts';
 import { countParams, type ParamCounts } from '../model/counts.ts';
 import { batchFromRows, checkRowIds } from '../model/batch.ts';
 import { generate } from '../model/generate.ts';
@@ -22,9 +24,12 @@ export interface InspectResult {
 }
 
 export async function inspectCommand(dir: string): Promise<InspectResult> {
-  const { model, config } = await loadModel(dir);
-  const { total, ...params } = countParams(model.layout);
-  const c = model.cfg;
+  // headers only: the counts need the layout and a check of the tensors, not their values (an 11B
+  // checkpoint is inspected without reading 22 GB)
+  const ck = openCheckpoint(dir), layout = buildLayout(ck.config);
+  checkCheckpoint(ck, layout);
+  const { total, ...params } = countParams(layout);
+  const c = ck.config, config = ck.rawConfig;
   return {
     model_dir: dir,
     architecture: c.architecture,

@@ -1,12 +1,12 @@
 // A checkpoint of more than 2^32 parameters (the most one typed array holds on Node 20) loads and
-// runs. Shape-only so CI stays small: hidden 64, 3 layers, MLP 8,388,608 channels → 4.83B
-// parameters, 9.7 GB of bf16 written sparsely (a header, the small tensors, and a few values at the
+// runs. Shape-only so CI stays small: hidden 256, 6 layers, MLP 1,048,576 channels (the largest
+// intermediate_size a config may name) → 4.83B parameters, 9.7 GB of bf16 written sparsely (a header, the small tensors, and a few values at the
 // far end of each MLP tensor; the rest is a hole in the file, read back as zeros).
 //
 // The check: the big model's forward equals that of a small model with the same weights and MLP 8,
-// whose last MLP channel holds what the big model's channel 8,388,607 holds (every other channel
+// whose last MLP channel holds what the big model's channel 1,048,575 holds (every other channel
 // is zero in both, so contributes nothing). It passes only if the loader lands values read past
-// byte 2^32 of a file at their place in a layer block of 1.6B elements.
+// byte 2^32 of a file at their place in a layer block of 805M elements.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -20,7 +20,7 @@ import { layerSlice } from '../../src/model/activations.ts';
 import { f32ToBf16 } from '../../src/tensor/kernels/dtype.ts';
 import { randn, relErr, tempDir } from '../helpers.ts';
 
-const BIG_F = 2 ** 23, SMALL_F = 8, C = 64, L = 3, V = 256;
+const BIG_F = 2 ** 20, SMALL_F = 8, C = 256, L = 6, V = 256;
 const config = (F: number) => ({
   architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: V, hidden_size: C, intermediate_size: F,
   num_hidden_layers: L, num_attention_heads: 1, num_key_value_heads: 1, head_dim: C, max_position_embeddings: 64,

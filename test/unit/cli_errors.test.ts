@@ -33,7 +33,7 @@ test('D21: commander\'s parse errors are one line with where, rule, expected/fou
   const cases: [string[], RegExp][] = [
     [['logits', fx, '--ids', '1,2'], /^kompresor: kompresor logits --out: this option is required; found not given\. Hint: see `kompresor logits --help`\n$/],
     [['logits', fx, '--ids', '1,2', '--out', 'x.json', '--outt', 'y'], /^kompresor: kompresor logits: every option must be one the command knows; found "--outt"\. Hint: .*see `kompresor logits --help`\n$/],
-    [['export', fx, '--gguf', 'x.gguf', '--dtype', 'q4'], /^kompresor: kompresor export --dtype: the value must be one of the choices; expected f32, f16, bf16, q8_0, found "q4"\. Hint: see `kompresor export --help`\n$/],
+    [['export', fx, '--gguf', 'x.gguf', '--dtype', 'q4'], /^kompresor: kompresor export --dtype: the value must be one of the choices; expected f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, found "q4"\. Hint: see `kompresor export --help`\n$/],
     [['data', 'prepare', '--input', 'x'], /^kompresor: kompresor data prepare --tokenizer: this option is required; found not given\./],
     [['frobnicate'], /^kompresor: kompresor: the command line must parse; found unknown command 'frobnicate'\./],
   ];

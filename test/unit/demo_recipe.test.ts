@@ -31,7 +31,7 @@ function tinyTeacher(dir: string): number {
   fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tf.tokenizerConfig));
   const raw = {
     architectures: ['MistralForCausalLM'], model_type: 'mistral', vocab_size: tf.vocabSize, hidden_size: 64, intermediate_size: 128,
-    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, hidden_act: 'silu', max_position_embeddings: 512,
+    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, hidden_act: 'silu', max_position_embeddings: 2048, // as models/polish-teacher (GRPO rows are 512 + 24 tokens)
     rms_norm_eps: 1e-5, rope_theta: 10000, sliding_window: null, tie_word_embeddings: true, torch_dtype: 'float32',
     bos_token_id: null, eos_token_id: tf.specialIds['<|im_end|>'], pad_token_id: tf.specialIds['<|endoftext|>'],
   };
