@@ -40,13 +40,16 @@ export function makeByteModel(dir: string, fixture: string, overrides: Record<st
   return model;
 }
 
-/** llama.cpp's logits after each token of `ids`, as one [T, V] array (F32 KV cache, no flash attention, one thread). */
-export async function llamaCppLogitsOf(llama: Llama, file: string, ids: number[], V: number): Promise<Float32Array> {
+/**
+ * llama.cpp's logits after each token of `ids`, as one [T, V] array (no flash attention, one
+ * thread; an F32 KV cache unless f32Cache is false, then llama.cpp's default F16).
+ */
+export async function llamaCppLogitsOf(llama: Llama, file: string, ids: number[], V: number, f32Cache = true): Promise<Float32Array> {
   const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
   try {
     // one thread: these models are tiny, and llama.cpp's spinning worker threads crawl on a busy 2-core machine
     const ctx = await model.createContext({ threads: 1, contextSize: 64, batchSize: 64, flashAttention: false,
-      experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+      ...(f32Cache ? { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } as const : {}) });
     try {
       const res = await ctx.getSequence().controlledEvaluate(ids.map((t) => [t as Token, { generateNext: { logits: true } }]));
       const out = new Float32Array(ids.length * V);

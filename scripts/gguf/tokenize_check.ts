@@ -7,8 +7,8 @@
 // Shared by test/parity/gguf_tokenize.test.ts (a few hundred lines) and, as a script, the full
 // comparison on a few thousand lines of Polish and English text from Debian packages:
 //   node --import tsx scripts/gguf/tokenize_check.ts [--lines 3000] [--out runs/gguf-tokenize.json]
-// Text: Polish man pages (manpages-pl, /usr/share/man/pl), Polish fortunes when fortunes-pl is
-// installed, English licences (/usr/share/common-licenses) and English man pages (man1).
+// Text: Polish man pages (/usr/share/man/pl: apt, dpkg, man-db... and manpages-pl when installed),
+// Polish fortunes when fortunes-pl is installed, English licences (/usr/share/common-licenses) and English man pages (man1).
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';

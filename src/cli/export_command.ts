@@ -8,6 +8,7 @@ import { Command, Option } from 'commander';
 import { exportGguf, EXPORT_DTYPES, type ExportDtype, type ExportSummary } from '../export/gguf_export.ts';
 import { measureQuality, type QualityFile, type QualityReport } from '../eval/gguf_quality.ts';
 import { checkOutPath, parseNumber } from './args.ts';
+import { defaultThreads } from './bench_command.ts';
 import { progressBar, type Progress } from './progress.ts';
 
 const HELP = `
@@ -65,7 +66,8 @@ export function registerExportCommand(program: Command): void {
     .option('--quality-text <jsonl>', 'held-out text ("text" per line): report bits per byte and decode speed in llama.cpp per type, against f16')
     .option('--quality-docs <n>', 'documents of --quality-text used', (v) => parseNumber(v, '--quality-docs', { min: 1, integer: true }), 64)
     .option('--quality-tokens <n>', 'tokens per document at most', (v) => parseNumber(v, '--quality-tokens', { min: 2, integer: true }), 256)
-    .option('--threads <n>', 'llama.cpp threads for the quality report', (v) => parseNumber(v, '--threads', { min: 1, integer: true }), 2)
+    .option('--threads <n>', 'llama.cpp threads for the quality report (default: one core fewer than the machine has, as bench)',
+      (v) => parseNumber(v, '--threads', { min: 1, integer: true }), defaultThreads('llama.cpp'))
     .option('--json', 'print the summary as JSON (nothing else on stdout)')
     .addHelpText('after', HELP)
     .action(async (dir: string, o: ExportFlags) => {

@@ -10,6 +10,7 @@
 //   recovery                       `eval` steps' RESULTS.json (recovery per task and average)
 //   speed-up                       `bench --vs` steps' ratios (engine kompresor and llama.cpp)
 //   curves                         trainer steps' metrics.jsonl (train, distill, sft, dpo, grpo)
+//   quantization                   `export --quality-text` steps' quality (size, bits per byte vs f16, decode speed per GGUF type)
 //   importance charts              the SVGs `score` and `prune` wrote beside their outputs
 //   made on                        the machine fingerprint of the last session of the step that made the student
 // A piece whose step is not in the recipe or has not finished is listed under "missing" and shown
@@ -64,6 +65,12 @@ export interface ComparisonRow {
   validation_loss: number | null; eval_step: string | null; recovery_average: number | null;
 }
 
+/** One GGUF file of an export step, measured in llama.cpp against f16 (export --quality-text). */
+export interface QuantizationRow {
+  step: string; dtype: string; weighted: boolean; bytes: number; bits_per_weight: number;
+  bits_per_byte: number; vs_f16_percent: number; decode_tokens_per_s: number;
+}
+
 export interface PipelineReport {
   format: typeof REPORT_FORMAT;
   version: 1;
@@ -78,6 +85,7 @@ export interface PipelineReport {
   speedup: { decode: number | null; prefill: number | null; step: string | null; llama_cpp: { decode: number | null; prefill: number | null; step: string } | null; runs: BenchRow[] };
   training: TrainingRow[];
   comparisons: ComparisonRow[];
+  quantization: QuantizationRow[];
   /** Figures drawn here, relative to RUN_DIR, with what they show. */
   figures: { file: string; title: string }[];
   importance: { step: string; command: string; figures: string[] }[];
@@ -135,6 +143,7 @@ export function buildReport(state: PipelineState, runDir: string, svgs: Figures)
     speedup: ctx.speedup(studentPath),
     training,
     comparisons: comparisons(models, training, recovery.evals),
+    quantization: ctx.quantization(),
     figures: [...svgs].map(([file, f]) => ({ file, title: f.title })),
     importance: ctx.importance(),
     steps: state.steps.map((s) => ({ name: s.name, command: s.command, status: s.status, seconds: round(s.seconds, 1), sessions: s.sessions.length,
@@ -274,6 +283,17 @@ class Context {
     if (!llama) this.note('decode speed-up (llama.cpp)', benches.filter((s) => s.args.engine === 'llama.cpp'), 'no bench --vs step with --engine llama.cpp');
     return { decode: engine?.decode ?? null, prefill: engine?.prefill ?? null, step: engine?.step ?? null,
       llama_cpp: llama ? { decode: llama.decode, prefill: llama.prefill, step: llama.step } : null, runs };
+  }
+
+  quantization(): QuantizationRow[] {
+    const rows: QuantizationRow[] = [];
+    for (const s of this.finished('export')) {
+      for (const q of (this.result(s)?.quality?.rows ?? []) as Record<string, any>[]) {
+        rows.push({ step: s.name, dtype: String(q.dtype), weighted: q.weighted === true, bytes: q.bytes, bits_per_weight: q.bits_per_weight,
+          bits_per_byte: q.bits_per_byte, vs_f16_percent: q.vs_f16_percent, decode_tokens_per_s: q.decode_tokens_per_s });
+      }
+    }
+    return rows;
   }
 
   training(svgs: Figures): TrainingRow[] {
@@ -479,6 +499,18 @@ function benchTable(r: PipelineReport): Table {
   };
 }
 
+const QUANT_NOTE = 'Each GGUF file of the student in llama.cpp: bits per byte on held-out text against the f16 file, and greedy decode speed (batch 1). ' +
+  '"weighted": block scales chosen with the calibration\'s input mean squares (export --calibration), "no": the same type without them.';
+
+function quantizationTable(r: PipelineReport): Table {
+  return {
+    head: ['step', 'type', 'weighted', 'size', 'bits/param', 'bits per byte', 'vs f16', 'decode tok/s'],
+    rows: r.quantization.map((q) => [q.step, q.dtype, q.dtype.startsWith('q') && q.dtype !== 'q8_0' ? (q.weighted ? 'yes' : 'no') : '—',
+      `${(q.bytes / 2 ** 20).toFixed(2)} MiB`, q.bits_per_weight.toFixed(2), q.bits_per_byte.toFixed(4),
+      `${q.vs_f16_percent >= 0 ? '+' : ''}${q.vs_f16_percent.toFixed(2)}%`, num(q.decode_tokens_per_s)]),
+  };
+}
+
 function trainingTable(r: PipelineReport): Table {
   return {
     head: ['step', 'command', 'starts from', 'steps', 'tokens', 'train loss', 'validation loss', 'reward (train; held-out)'],
@@ -535,6 +567,7 @@ export function renderMarkdown(r: PipelineReport): string {
   const cmp = comparisonTable(r);
   if (cmp) out.push('## Minitron comparisons', '', COMPARISON_NOTE, '', mdTable(cmp), '');
   out.push('## Speed', '', r.speedup.runs.length ? mdTable(benchTable(r)) : '*missing*', '');
+  if (r.quantization.length) out.push('## Quantization', '', QUANT_NOTE, '', mdTable(quantizationTable(r)), '');
   out.push('## Training', '', r.training.length ? mdTable(trainingTable(r)) : '*missing*', '');
   for (const f of r.figures) out.push(`![${f.title}](${f.file})`, '');
   out.push('## Importance', '');
@@ -594,6 +627,7 @@ export function renderHtml(r: PipelineReport, runDir: string, svgs: Figures): st
   parts.push('<h2>Speed</h2>', r.speedup.runs.length ? htmlTable(benchTable(r)) : missing(why('decode speed-up')),
     '<p class="muted">Ratios are the model over its reference (--vs): above 1 means faster; peak RSS as a fraction. Both measured in the same run.</p>');
   if (r.speedup.runs.length && !r.speedup.llama_cpp) parts.push(missing(why('decode speed-up (llama.cpp)')));
+  if (r.quantization.length) parts.push('<h2>Quantization</h2>', htmlTable(quantizationTable(r)), `<p class="muted">${esc(QUANT_NOTE)}</p>`);
   parts.push('<h2>Training</h2>', r.training.length ? htmlTable(trainingTable(r)) : missing(why('loss and reward curves')));
   for (const t of r.training) for (const f of t.figures) parts.push(fig(f, n++));
   parts.push('<h2>Importance</h2>');

@@ -22,6 +22,8 @@ import { exportGguf, tensorMap, chooseArch, type ExportDtype } from '../../src/e
 import { readGguf, readGgufTensorF32 } from '../../src/export/gguf_reader.ts';
 import { relErr, tempDir } from '../helpers.ts';
 import { makeByteModel, llamaCppLogitsOf } from '../gguf_helpers.ts';
+import { measureQuality } from '../../src/eval/gguf_quality.ts';
+import { loadTokenizer } from '../../src/io/tokenizer.ts';
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
 let lib: NodeLlamaCpp;
@@ -107,3 +109,29 @@ for (const c of CASES) {
     t.diagnostic(lines.join('; '));
   });
 }
+
+test('the quality report\'s bits per byte (filtered logits + total weight) equal the full-logits computation', async () => {
+  const dir = path.join(tmp, 'quality');
+  makeByteModel(dir, 'qwen2_bias', {}, 7, [], 0.1);
+  const s = exportGguf(dir, path.join(tmp, 'quality-f16.gguf'), { dtype: 'f16' });
+  const texts = ['Ala ma kota i psa.', 'The quick brown fox jumps over the lazy dog, twice.'];
+  const jsonl = path.join(tmp, 'quality.jsonl');
+  fs.writeFileSync(jsonl, texts.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+  const q = await measureQuality([{ dtype: 'f16', weighted: false, path: s.out, bytes: s.bytes, bits_per_weight: s.bits_per_weight }],
+    dir, jsonl, { documents: 2, maxTokens: 64, threads: 1, kept: new Set([s.out]) });
+  const tok = loadTokenizer(dir), V = 259;
+  let nats = 0, bytes = 0;
+  for (const text of texts) {
+    const ids = tok.encode(text);
+    const logits = await llamaCppLogitsOf(llama, s.out, ids, V, false);
+    for (let t = 0; t + 1 < ids.length; t++) {
+      const row = logits.subarray(t * V, (t + 1) * V);
+      const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
+      nats += max + Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0)) - row[ids[t + 1]];
+    }
+    bytes += Buffer.byteLength(text, 'utf8');
+  }
+  assert.equal(q.bytes, bytes);
+  assert.ok(Math.abs(q.rows[0].bits_per_byte - nats / Math.LN2 / bytes) < 1e-5, `${q.rows[0].bits_per_byte} vs ${nats / Math.LN2 / bytes}`);
+  assert.equal(q.rows[0].file, s.out);
+});

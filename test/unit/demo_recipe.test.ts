@@ -74,6 +74,10 @@ test('the demo recipe runs end to end on a tiny teacher and its report answers t
     [['distill', 'eval_distill', 4096], ['distill_width', 'eval_width', 4096], ['scratch', 'eval_scratch', 4096]]);
   assert.ok(report.comparisons.every((c) => Number.isFinite(c.validation_loss) && Number.isFinite(c.recovery_average)));
   assert.ok(fs.statSync(path.join(run, 'steps/export/model.gguf')).size > 0);
+  // the export step's two types, Q4_K_M with and without the student's calibration, measured against f16
+  assert.ok(fs.statSync(path.join(run, 'steps/export/model-q4_k_m.gguf')).size > 0);
+  assert.deepEqual(report.quantization.map((q) => [q.dtype, q.weighted]), [['f16', false], ['q8_0', false], ['q4_k_m', false], ['q4_k_m', true]]);
+  assert.ok(report.quantization.every((q) => Number.isFinite(q.bits_per_byte) && q.decode_tokens_per_s > 0));
 
   const text = answers(report, 60, run);
   assert.match(text, new RegExp(`How much smaller\\?  ${teacherParams.toLocaleString('en-US')} -> ${report.student.params!.toLocaleString('en-US')} parameters \\(-${report.params.reduction_percent!.toFixed(1)}%`));

@@ -71,3 +71,50 @@ test('export refuses with one line: no tokenizer, missing output folder, unknown
   assert.match(none.stderr, /export --gguf: this option is required; found not given/);
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('x.gguf')), []);
 });
+
+test('export --calibration: several types in one run (OUT, OUT-<type>), the scores of `score`, and --quality-text measured in llama.cpp', async () => {
+  const data = path.join(tmp, 'calib.jsonl');
+  const lines = fs.readFileSync(path.join(import.meta.dirname, '..', 'fixtures_text', 'pl_en.txt'), 'utf8').trim().split('\n');
+  fs.writeFileSync(data, lines.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+  const scores = path.join(tmp, 'scores.json');
+  const sc = await kompresor(['score', model, '--data', data, '--samples', '4', '--seq-len', '64', '--out', scores, '--json']);
+  assert.equal(sc.code, 0, sc.stderr);
+  const out = path.join(tmp, 'c.gguf');
+  const r = await kompresor(['export', model, '--gguf', out, '--dtype', 'q8_0', 'q4_k_m', '--calibration', scores,
+    '--quality-text', data, '--quality-docs', '6', '--quality-tokens', '32', '--threads', '1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.dtype, 'q8_0');
+  assert.equal(s.out, out);
+  assert.deepEqual(s.others.map((o: { dtype: string; out: string }) => [o.dtype, path.basename(o.out)]), [['q4_k_m', 'c-q4_k_m.gguf']]);
+  assert.equal(s.others[0].calibration, scores);
+  assert.match(s.notes.join(' '), /--calibration has no effect on q8_0/);
+  // hidden 32: Q4_K falls back to Q5_0, Q6_K (head, layer 1's attn_v) to Q8_0, the 16-wide ffn_down to F16
+  assert.deepEqual(s.others[0].types, { Q8_0: 2, F32: 11, Q5_0: 11, F16: 2 });
+  assert.match(s.others[0].notes.join(" "), /blk\.1\.attn_v\.weight Q6_K -> Q8_0/);
+  assert.ok(fs.statSync(path.join(tmp, 'c-q4_k_m.gguf')).size === s.others[0].bytes);
+  // rows: f16 (temporary), q8_0, then q4_k_m unweighted (temporary) and weighted
+  const q = s.quality;
+  assert.deepEqual(q.rows.map((x: { dtype: string; weighted: boolean; file: string | null }) => [x.dtype, x.weighted, x.file !== null]),
+    [['f16', false, false], ['q8_0', false, true], ['q4_k_m', false, false], ['q4_k_m', true, true]]);
+  assert.equal(q.documents, 6);
+  assert.equal(q.rows[0].vs_f16_percent, 0);
+  for (const x of q.rows) assert.ok(x.bits_per_byte > 0 && Number.isFinite(x.bits_per_byte) && x.decode_tokens_per_s > 0, JSON.stringify(x));
+  // a random model: q8_0 is close to f16, 4-5 bits further
+  assert.ok(Math.abs(q.rows[1].vs_f16_percent) < 1, JSON.stringify(q.rows[1]));
+  assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.endsWith('.gguf') && f.startsWith('c')).sort(), ['c-q4_k_m.gguf', 'c.gguf']);
+});
+
+test('export --calibration refuses scores of another model, and scores without input mean squares, leaving no file', async () => {
+  const scores = path.join(tmp, 'scores.json');
+  const s = JSON.parse(fs.readFileSync(scores, 'utf8'));
+  const other = path.join(tmp, 'other_scores.json');
+  fs.writeFileSync(other, JSON.stringify({ ...s, model: { ...s.model, hidden_size: 48 }, hidden: new Array(48).fill(1) }));
+  assertOneLineError(await kompresor(['export', model, '--gguf', path.join(tmp, 'y.gguf'), '--dtype', 'q4_0', '--calibration', other]),
+    /other_scores\.json: input_mean_squares\.qkv\[0\] must have one score per entry; expected 48 numbers, found 32\. Hint: recompute the scores/);
+  const old = path.join(tmp, 'old_scores.json');
+  fs.writeFileSync(old, JSON.stringify({ ...s, input_mean_squares: undefined }));
+  assertOneLineError(await kompresor(['export', model, '--gguf', path.join(tmp, 'y.gguf'), '--dtype', 'q4_0', '--calibration', old]),
+    /input_mean_squares: --calibration needs the input mean squares of every linear layer; found a scores file without them.*Hint: run `kompresor score` on this model again/);
+  assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('y.gguf')), []);
+});

@@ -158,7 +158,10 @@ test('the recipes in recipes/ are valid against the CLI as it is', () => {
   }
   const bm = loadRecipe(path.join(ROOT, 'recipes/bielik-minitron-mini.yaml'), catalog, { runDir: 'runs/bm', set: ['teacher_dir=models/t'] });
   assert.deepEqual(bm.steps.map((s) => s.command), ['inspect', 'data prepare', 'score', 'prune', 'search', 'distill', 'distill', 'train', 'sft', 'dpo', 'grpo',
-    'inspect', 'eval', 'eval', 'eval', 'eval', 'bench', 'bench', 'export']);
+    'inspect', 'eval', 'eval', 'eval', 'eval', 'bench', 'bench', 'score', 'export']);
+  // the export asks for two GGUF types (a list to the variadic --dtype) with the student's own calibration
+  assert.ok(bm.steps.find((s) => s.name === 'export')!.argv.join(' ')
+    .includes('--dtype q8_0 q4_k_m --calibration runs/bm/steps/score_student/scores.json'), bm.steps.find((s) => s.name === 'export')!.argv.join(' '));
   assert.ok(bm.steps.find((s) => s.name === 'prune')!.argv.join(' ').includes('--target num_hidden_layers=6,intermediate_size=800'));
   assert.equal(bm.teacher, 'models/t');
   assert.equal(bm.student, 'runs/bm/steps/grpo/run/final');
