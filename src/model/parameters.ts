@@ -142,6 +142,11 @@ export class ParamBlocks {
   get(i: number): number { const [b, j] = this.locate(i); return this.arrays[b][j]; }
   set(i: number, v: number): void { const [b, j] = this.locate(i); this.arrays[b][j] = v; }
   fill(v: number): void { for (const a of this.arrays) a.fill(v); }
+  /** Copies a flat array (HF order, this.length values) into the blocks. */
+  setAll(values: ArrayLike<number>): void {
+    ensure(values.length === this.length, 'ParamBlocks.setAll', () => `${values.length} values for ${this.length} parameters`);
+    this.arrays.forEach((a, b) => { const s = this.layout.blockStarts[b]; for (let i = 0; i < a.length; i++) a[i] = values[s + i]; });
+  }
   allFinite(): boolean { return this.arrays.every((a) => a.every(Number.isFinite)); }
   /** A float32 copy of every value in flat order (small models: tests, hashes). */
   flat(): Float32Array {

