@@ -59,5 +59,5 @@ test('adamwUpdateBf16 / adamwUpdateInt8 native argument checks', () => {
   checkShortBuffers('adamwUpdateInt8', () => [f(300), f(300), u8(300), f(2), u8(300), f(2), 300, lr, b1, b2, eps, wd, 1, 5],
     [[0, 'params'], [1, 'grads'], [2, 'mq'], [3, 'mScale'], [4, 'vq'], [5, 'vScale']]);
   assert.throws(() => nat('adamwUpdateInt8')(f(3), f(3), u8(3), f(1), u8(3), f(1), 3, lr, b1, b2, eps, wd, 0, 5), /step must be >= 1/);
-  assert.throws(() => nat('adamwUpdateBf16')(f(3), f(3), f(3), u16(3), 3, lr, b1, b2, eps, wd, 1), /m must be a Uint16Array/);
+  assert.throws(() => nat('adamwUpdateBf16')(f(3), f(3), f(3) as unknown as Uint16Array, u16(3), 3, lr, b1, b2, eps, wd, 1), /m must be a Uint16Array/);
 });
