@@ -45,6 +45,7 @@ __attribute__((weak)) void register_kd_loss(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_adamw(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_dtype(Napi::Env, Napi::Object) {}
 __attribute__((weak)) void register_matmul_half(Napi::Env, Napi::Object) {}
+__attribute__((weak)) void register_adamw_lean(Napi::Env, Napi::Object) {}
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
@@ -59,6 +60,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_adamw(env, exports);
   register_dtype(env, exports);
   register_matmul_half(env, exports);
+  register_adamw_lean(env, exports);
   return exports;
 }
 

@@ -14,3 +14,4 @@ void register_kd_loss(Napi::Env env, Napi::Object exports);
 void register_adamw(Napi::Env env, Napi::Object exports);
 void register_dtype(Napi::Env env, Napi::Object exports);
 void register_matmul_half(Napi::Env env, Napi::Object exports);
+void register_adamw_lean(Napi::Env env, Napi::Object exports);

@@ -201,7 +201,7 @@ async function runDistill(runDir: string, student: Decoder, config: Record<strin
       runDir, model: student, config, tokenizerFrom: meta.tokenizerFrom, train: data.train,
       valid: data.manifest.splits.val.documents > 0 ? data.val : undefined, objective: kdObjective(teacher, meta.kd),
       options, resume, allowOptionChanges, meta: meta as unknown as Record<string, unknown>, resumeCommand,
-      shouldStop: () => signals.received() !== null, onStep: progress.onStep,
+      shouldStop: () => signals.received() !== null, onStart: progress.onStart, onStep: progress.onStep,
     });
   } finally {
     progress.stop();

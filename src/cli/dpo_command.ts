@@ -206,7 +206,7 @@ async function runDpo(runDir: string, model: Decoder, config: Record<string, unk
     r = await train({
       runDir, model, config, tokenizerFrom: meta.tokenizerFrom, train: source, valid, objective,
       options, resume, allowOptionChanges, meta: meta as unknown as Record<string, unknown>, resumeCommand,
-      shouldStop: () => signals.received() !== null, onStep: progress.onStep,
+      shouldStop: () => signals.received() !== null, onStart: progress.onStart, onStep: progress.onStep,
       onEval: (l) => { firstEval ??= l; lastEval = l; },
     });
   } finally {

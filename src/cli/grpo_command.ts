@@ -19,6 +19,7 @@ import { train, type TrainResult } from '../train/trainer.ts';
 import { TRAIN_DEFAULTS, totalSteps, type TrainOptions } from '../train/options.ts';
 import { readTrainState } from '../train/run_checkpoint.ts';
 import type { MetricsLine } from '../train/metrics.ts';
+import { describeStateMemory } from '../train/memory.ts';
 import { addTrainerFlags, parseTrainerFlags, installStopSignals, exitCodeFor, resumeState, checkSeqLen } from './trainer_flags.ts';
 import { GRPO_DEFAULTS, grpoObjective, grpoEvaluate, lossOptions, rolloutOptions, builtinRewardOptions, type GrpoOptions } from '../align/grpo.ts';
 import { RolloutSource, SCALE_REWARDS, type ScaleRewards } from '../align/grpo_rollout.ts';
@@ -238,6 +239,7 @@ async function runGrpo(runDir: string, meta: GrpoMeta, options: TrainOptions, re
       evaluate: held.length > 0 ? (m, step) => grpoEvaluate(m, { prompts: held, rewards, decode, eosTokenIds, padTokenId, maxNewTokens: g.maxNewTokens, batchSize: options.microBatch }, step) : undefined,
       meta: meta as unknown as Record<string, unknown>, resumeCommand,
       shouldStop: () => signals.received() !== null, onStep: progress.onStep, onEval: (l) => evals.push(l),
+      onStart: (m) => { if (!json) console.error(describeStateMemory(m)); },
     });
   } catch (e) {
     const sig = signals.received();

@@ -134,7 +134,7 @@ async function runSft(runDir: string, model: Decoder, config: Record<string, unk
     r = await train({
       runDir, model, config, tokenizerFrom: meta.tokenizerFrom, train: source, valid, objective: sftObjective(),
       options, resume, allowOptionChanges, meta: meta as unknown as Record<string, unknown>, resumeCommand,
-      shouldStop: () => signals.received() !== null, onStep: progress.onStep,
+      shouldStop: () => signals.received() !== null, onStart: progress.onStart, onStep: progress.onStep,
     });
   } finally {
     progress.stop();

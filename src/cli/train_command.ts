@@ -102,7 +102,7 @@ async function runTraining(runDir: string, model: Decoder, config: Record<string
       runDir, model, config, tokenizerFrom: meta.tokenizerFrom ?? undefined, train: data.train,
       valid: data.manifest.splits.val.documents > 0 ? data.val : undefined, options, resume, allowOptionChanges,
       meta: meta as unknown as Record<string, unknown>, resumeCommand,
-      shouldStop: () => signals.received() !== null, onStep: progress.onStep,
+      shouldStop: () => signals.received() !== null, onStart: progress.onStart, onStep: progress.onStep,
     });
   } finally {
     progress.stop();

@@ -7,9 +7,11 @@ import { parseNumber } from './args.ts';
 import { latestCheckpoint, readTrainState, type TrainState } from '../train/run_checkpoint.ts';
 import { checkTrainState } from '../train/state_check.ts';
 import { progressBar, formatSeconds, type Progress } from './progress.ts';
-import { TRAIN_DEFAULTS, totalSteps, type TrainOptions } from '../train/options.ts';
+import { TRAIN_DEFAULTS, totalSteps, validateMemoryOptions, type TrainOptions } from '../train/options.ts';
 import type { TrainResult } from '../train/trainer.ts';
 import type { MetricsLine } from '../train/metrics.ts';
+import { describeStateMemory, type StateMemory } from '../train/memory.ts';
+import type { OptimState } from '../train/moments.ts';
 
 type Defaults = Omit<TrainOptions, 'steps' | 'tokens'>;
 
@@ -38,6 +40,9 @@ export function addTrainerFlags(cmd: Command, defaults: Partial<Defaults> = {}):
   cmd.option('--steps <n>', 'optimizer steps (the budget; or --tokens)')
     .option('--tokens <n>', 'training tokens, rounded up to whole steps; suffixes k, M, B (e.g. 50M)');
   for (const [flag, key, desc] of [...INT_FLAGS, ...REAL_FLAGS]) cmd.option(flag, desc, String(d[key]));
+  cmd.option('--optim-state <dtype>', 'AdamW moments stored as f32 (8 bytes/parameter), bf16 (4) or int8 (2.03, block-wise 8-bit); docs/training.md "Memory"', d.optimState)
+    .option('--freeze <parts>', 'keep these parts unchanged, with no gradients and no moments: embeddings, lm_head (comma-separated)')
+    .option('--recompute', 'keep only each layer\'s input activations and recompute the rest in backward (same gradients, ~1/3 more compute)');
   return cmd.option('--resume <run_dir>', 'continue a run from its last checkpoint (flags given explicitly override the saved options)')
     .option('--json', 'print the result as JSON on stdout (no progress bar)');
 }
@@ -54,6 +59,10 @@ export function parseTrainerFlags(cmd: Command, explicitOnly = false): Partial<T
   if (given('tokens')) out.tokens = parseTokens(o.tokens!);
   for (const [flag, key] of INT_FLAGS) if (given(key)) (out as Record<string, number>)[key] = parseNumber(o[key]!, flag.split(' ')[0], { min: 0, integer: true });
   for (const [flag, key] of REAL_FLAGS) if (given(key)) (out as Record<string, number>)[key] = parseNumber(o[key]!, flag.split(' ')[0], { min: 0 });
+  if (given('optimState')) out.optimState = o.optimState as OptimState; // checked by validateTrainOptions
+  if (given('freeze')) out.freeze = o.freeze!;
+  if (given('recompute')) out.recompute = Boolean(o.recompute);
+  if (out.optimState !== undefined || out.freeze !== undefined) validateMemoryOptions(out as TrainOptions);
   if (out.steps !== undefined && out.tokens !== undefined) {
     throw new KompresorError({ code: 'input_invalid', where: '--steps/--tokens', rule: 'give one budget, --steps or --tokens', found: 'both' });
   }
@@ -127,10 +136,15 @@ export function exitCodeFor(sig: NodeJS.Signals): number {
 // ---------------------------------------------------------------------------------------------
 // output
 
-/** A progress bar fed by the trainer's onStep; with --json only the progress file, if set. */
-export function trainingProgress(label: string, o: TrainOptions, startStep: number, json: boolean): { onStep: (l: MetricsLine) => void; stop(): void } {
+/**
+ * A progress bar fed by the trainer's onStep (with --json only the progress file, if set), and
+ * the start line saying what the training state costs (stderr; with --json it is the result's
+ * "memory" object instead).
+ */
+export function trainingProgress(label: string, o: TrainOptions, startStep: number, json: boolean): { onStart: (m: StateMemory) => void; onStep: (l: MetricsLine) => void; stop(): void } {
   const bar: Progress | null = progressBar(label, totalSteps(o), 'steps', '{tps} tok/s | loss {loss} | lr {lr}', { start: startStep, hidden: json });
   return {
+    onStart: (m) => { if (!json) console.error(describeStateMemory(m)); },
     onStep: (l) => bar?.update(l.step as number, {
       tps: Math.round(l.tokens_per_s as number), loss: (l.loss as number).toFixed(4), lr: (l.lr as number).toExponential(2),
     }),

@@ -43,10 +43,13 @@ export interface SafetensorsHeader {
 
 export interface TensorToWrite {
   name: string;
-  dtype: FloatDtype;
+  dtype: FloatDtype | 'U8';
   shape: number[];
-  /** The values, or a thunk producing them when the writer reaches this tensor (streaming saves). */
-  data: Float32Array | (() => Float32Array);
+  /**
+   * The values, or a thunk producing them when the writer reaches this tensor (streaming saves).
+   * A Uint16Array (BF16/F16) or Uint8Array (U8) is written byte for byte, as stored bit patterns.
+   */
+  data: Float32Array | Uint16Array | Uint8Array | (() => Float32Array);
 }
 
 /** A header larger than this is a corrupt length field, not a real header (HF's limit is 100 MB). */
@@ -235,6 +238,27 @@ export function readTensor16(file: SafetensorsHeader, info: TensorInfo, out: Uin
 }
 
 /**
+ * Loads one tensor's stored bytes unconverted into `out`: a Uint8Array for U8/I8, a Uint16Array
+ * for BF16/F16 (bit patterns). The dtype's item size must be out's and the lengths must match.
+ */
+export function readTensorRaw(file: SafetensorsHeader, info: TensorInfo, out: Uint8Array | Uint16Array): void {
+  const n = numelOf(info.shape);
+  if (ITEMSIZE[info.dtype] !== out.BYTES_PER_ELEMENT || out.length !== n) {
+    throw new KompresorError({ code: 'shape_mismatch', where: `${file.path}: ${describe(info)}`, rule: 'the output buffer must hold exactly the tensor, in its item size',
+      expected: `${n} values of ${ITEMSIZE[info.dtype]} bytes`, found: `${out.length} values of ${out.BYTES_PER_ELEMENT} bytes` });
+  }
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  const fd = openOrThrow(file.path, 'r');
+  try {
+    for (let off = 0; off < bytes.length; off += DEFAULT_CHUNK_BYTES) {
+      readInto(fd, file.path, file.dataStart + info.begin + off, bytes.subarray(off, Math.min(bytes.length, off + DEFAULT_CHUNK_BYTES)));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Rows [row0, row0 + rows) of a tensor along its first dimension, as float32 (e.g. a few
  * embedding rows out of a vocabulary too large to load whole). Rows are contiguous on disk, so
  * this is readTensorF32 over a narrower byte range.
@@ -370,12 +394,13 @@ function buildHeader(path: string, sorted: TensorToWrite[], metadata: Record<str
       throw new KompresorError({ code: 'input_invalid', where: `${path}: tensor "${t.name}"`,
         rule: 'tensor names must be unique and not "__metadata__"', found: `"${t.name}"` });
     }
-    if (!(t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16') || !t.shape.every(isNonNegInt)) {
+    const raw = t.data instanceof Uint16Array ? ['F16', 'BF16'] : t.data instanceof Uint8Array ? ['U8'] : ['F32', 'F16', 'BF16'];
+    if (!raw.includes(t.dtype) || !t.shape.every(isNonNegInt)) {
       throw new KompresorError({ code: 'input_invalid', where: `${path}: tensor "${t.name}"`,
-        rule: 'a written tensor needs a float dtype and a non-negative integer shape', expected: 'F32/F16/BF16',
-        found: `${t.dtype} [${t.shape.join(', ')}]` });
+        rule: 'a written tensor needs a dtype its data can hold (float32 values: F32/F16/BF16; 16-bit patterns: F16/BF16; bytes: U8) and a non-negative integer shape',
+        expected: raw.join('/'), found: `${t.dtype} [${t.shape.join(', ')}]` });
     }
-    const size = storedBytes(t.dtype, t.shape);
+    const size = numelOf(t.shape) * ITEMSIZE[t.dtype];
     obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
     offset += size;
   }
@@ -394,8 +419,8 @@ function writeTensorData(fd: number, path: string, t: TensorToWrite): void {
       rule: 'the data length must equal the product of the shape', expected: `${n} values for [${t.shape.join(', ')}]`,
       found: `${data.length} values` });
   }
-  if (t.dtype === 'F32') {
-    writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, n * 4));
+  if (t.dtype === 'F32' || !(data instanceof Float32Array)) {
+    writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)); // as stored
     return;
   }
   // half dtypes: convert a bounded slice at a time (rounding to nearest even, in the kernel)

@@ -12,6 +12,11 @@
 // layerSlice maps layer l onto the slots a buffer has, so the decoder's kernel calls are the same.
 // An arena without a head (a generation prefill, which runs the lm_head on the last rows itself)
 // also leaves out the logits chunk and the per-token losses.
+//
+// A recompute arena (training with --recompute) keeps every layer's input, resid (L+1, N, C), and
+// ONE slot of every other per-layer buffer: the forward overwrites it layer after layer, and the
+// backward runs each layer's forward again from its saved input before its backward. Memory is
+// then L+1 residual rows plus one layer's buffers, instead of L layers' buffers.
 import type { ModelConfig } from '../io/hf_config.ts';
 import { ensure } from '../errors.ts';
 
@@ -58,6 +63,8 @@ export interface Activations {
   bytes: number;
   /** One slot per per-layer buffer (two for resid), no backward scratch: backward is refused. */
   forwardOnly: boolean;
+  /** Every layer's input kept, one slot of the other per-layer buffers: backward recomputes each layer. */
+  recompute: boolean;
   /** false: no logits chunk and no losses, so the loss head and logitsChunk are refused. */
   head: boolean;
   buf: Record<ActivationName, Float32Array>;
@@ -77,12 +84,9 @@ export function dimsOf(cfg: ModelConfig, B: number, T: number): Dims {
  * the arena's floats) the views are carved from it instead: arenas of several shapes can then share
  * one buffer when only one is in use at a time (the layer-streamed forward).
  */
-export function allocateActivations(cfg: ModelConfig, B: number, T: number, forwardOnly = false, head = true, storage?: Float32Array): Activations {
-  const d = dimsOf(cfg, B, T);
-  if (forwardOnly) d.L = 1; // resid: (L+1) = 2 alternating slots
-  ensure(head || forwardOnly, 'allocateActivations', () => 'only a forward-only arena can leave out the head');
-  const left = (name: string) => (forwardOnly && BACKWARD_SCRATCH.has(name)) || (!head && HEAD.has(name));
-  const sizes = ACTIVATION_LAYOUT.map(([name, f]) => (left(name) ? 0 : f(d)));
+export function allocateActivations(cfg: ModelConfig, B: number, T: number, forwardOnly = false, head = true, recompute = false,
+  storage?: Float32Array): Activations {
+  const sizes = arenaSizes(cfg, B, T, forwardOnly, head, recompute);
   const total = sizes.reduce((a, b) => a + b, 0);
   ensure(!storage || storage.length >= total, 'allocateActivations', () => `the storage holds ${storage!.length} floats, the arena needs ${total}`);
   const arena = storage ?? new Float32Array(total);
@@ -92,7 +96,23 @@ export function allocateActivations(cfg: ModelConfig, B: number, T: number, forw
     buf[name as ActivationName] = arena.subarray(off, off + sizes[i]);
     off += sizes[i];
   });
-  return { B, T, bytes: total * 4, forwardOnly, head, buf };
+  return { B, T, bytes: total * 4, forwardOnly, recompute: recompute && !forwardOnly, head, buf };
+}
+
+/** Bytes allocateActivations would allocate for these arguments (memory planning, summaries). */
+export function activationBytes(cfg: ModelConfig, B: number, T: number, forwardOnly = false, head = true, recompute = false): number {
+  return 4 * arenaSizes(cfg, B, T, forwardOnly, head, recompute).reduce((a, b) => a + b, 0);
+}
+
+/** Floats of each buffer of ACTIVATION_LAYOUT for the arena kind. */
+function arenaSizes(cfg: ModelConfig, B: number, T: number, forwardOnly: boolean, head: boolean, recompute: boolean): number[] {
+  const d = dimsOf(cfg, B, T);
+  const one = { ...d, L: 1 };
+  if (forwardOnly) d.L = 1; // resid: (L+1) = 2 alternating slots
+  ensure(head || forwardOnly, 'allocateActivations', () => 'only a forward-only arena can leave out the head');
+  const left = (name: string) => (forwardOnly && BACKWARD_SCRATCH.has(name)) || (!head && HEAD.has(name));
+  // recompute: resid keeps its L+1 slots, every other per-layer buffer one
+  return ACTIVATION_LAYOUT.map(([name, f]) => (left(name) ? 0 : f(recompute && name !== 'resid' ? one : d)));
 }
 
 /**

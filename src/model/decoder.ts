@@ -2,6 +2,10 @@
 // layer (llm.c style), over parameter and gradient blocks (one per layer, src/model/parameters.ts)
 // and one activation arena. A frozen model may hold 16-bit weights (HalfBlocks): its forward widens
 // them inside the GEMM, and backward refuses it.
+// Training can freeze tensors (freeze(): no gradients, no memory for them; src/model/freeze.ts)
+// and recompute activations (recompute = true: the arena keeps each layer's input only, and
+// backward runs each layer's forward again before its backward, with the same kernels on the same
+// inputs, so the gradients are the same bit for bit).
 // Architectures differ only by flags of the normalised config (qkvBias, oBias, slidingWindow,
 // tieWordEmbeddings, headDim, ropeScaling) — there is no branch on model_type here.
 //
@@ -17,6 +21,7 @@ import { kernels as K } from '../tensor/ops.ts';
 import { buildLayout, viewsOf, linearForward, embeddingRow, ParamBlocks, HalfBlocks, type ModelViews, type ParameterLayout,
   type WeightStore, type WeightDtype } from './parameters.ts';
 import { allocateActivations, layerSlice, type Activations } from './activations.ts';
+import { trainableLayout } from './freeze.ts';
 import { type Batch, checkIds, countTargets } from './batch.ts';
 import { KompresorError, ensure } from '../errors.ts';
 
@@ -57,6 +62,10 @@ export class Decoder {
    * model that never runs backward, such as a distillation teacher. backward() then refuses.
    */
   forwardOnly = false;
+  /** Keep only each layer's input in the activation arena and recompute the rest in backward. */
+  recompute = false;
+  /** The gradient layout: the parameter layout with frozen tensors at size 0 (see freeze()). */
+  gradLayout: ParameterLayout;
   private acts: Activations | null = null;
   private rope: { cos: Float32Array; sin: Float32Array; maxPos: number } | null = null;
 
@@ -68,6 +77,18 @@ export class Decoder {
       throw new KompresorError({ code: 'impl_error', where: 'Decoder', rule: 'the weight blocks must match the layout', expected: `${this.layout.total}`, found: `${this.weights.layout.total}` });
     }
     this.w = viewsOf(this.layout, cfg, this.weights);
+    this.gradLayout = this.layout;
+  }
+
+  /**
+   * Freezes the named tensors (HF keys): they get no gradient blocks (empty views) and stay
+   * untouched by training. Drops gradients already allocated; an empty set unfreezes.
+   */
+  freeze(names: ReadonlySet<string>): void {
+    for (const n of names) ensure(this.layout.byName.has(n), 'Decoder.freeze', () => `the model has no tensor ${n}`);
+    this.gradLayout = trainableLayout(this.layout, names);
+    this.grads = null;
+    this.dw = null;
   }
 
   /** The float32 parameters of a trainable model (a 16-bit frozen model has none). */
@@ -87,16 +108,17 @@ export class Decoder {
   /** Allocates the gradient blocks (same layout as the parameters) on first use and zeroes them. */
   zeroGrad(): void {
     if (!this.grads) {
-      this.grads = new ParamBlocks(this.layout);
-      this.dw = viewsOf(this.layout, this.cfg, this.grads);
+      this.grads = new ParamBlocks(this.gradLayout);
+      this.dw = viewsOf(this.gradLayout, this.cfg, this.grads);
     } else this.grads.fill(0);
   }
 
   /** The activation arena for (B, T), allocated once and reused while the shape stays the same. */
   activations(B: number, T: number): Activations {
-    if (!this.acts || this.acts.B !== B || this.acts.T !== T || this.acts.forwardOnly !== this.forwardOnly) {
+    const recompute = this.recompute && !this.forwardOnly;
+    if (!this.acts || this.acts.B !== B || this.acts.T !== T || this.acts.forwardOnly !== this.forwardOnly || this.acts.recompute !== recompute) {
       this.acts = null; // let the old arena go before allocating the new one
-      this.acts = allocateActivations(this.cfg, B, T, this.forwardOnly);
+      this.acts = allocateActivations(this.cfg, B, T, this.forwardOnly, true, recompute);
     }
     return this.acts;
   }
@@ -140,8 +162,12 @@ export class Decoder {
     for (let n = 0; n < N; n++) embeddingRow(out.subarray(n * C, (n + 1) * C), this.w.wte, batch.ids[n], C, this.w.f16);
   }
 
-  /** One decoder layer: ten kernel calls, in the order of HF's LlamaDecoderLayer.forward. */
-  layerForward(l: number, a: Activations, batch: Batch, probe?: Probe): void {
+  /**
+   * One decoder layer: ten kernel calls, in the order of HF's LlamaDecoderLayer.forward. With
+   * `forBackward` (recomputation before the layer's backward) it stops before the last GEMM,
+   * whose output (the next layer's input) is already saved.
+   */
+  layerForward(l: number, a: Activations, batch: Batch, probe?: Probe, forBackward = false): void {
     const cfg = this.cfg, w = this.w.layers[l], b = a.buf, f16 = this.w.f16;
     const { N, C } = this.nc(batch);
     const F = cfg.intermediateSize, nH = cfg.numHeads, nKV = cfg.numKvHeads, hd = cfg.headDim;
@@ -178,6 +204,7 @@ export class Decoder {
     linearForward(gateup, ln2, w.gateupW, null, N, C, 2 * F, false, f16);
     K.swigluForward(act, gateup, N, F);
     see('mlp_act', act, F);
+    if (forBackward) return;
     y.set(mid);
     linearForward(y, act, w.downW, null, N, F, C, true, f16);   // y = mid + down_proj(act)
     see('resid_out', y, C);
@@ -227,7 +254,8 @@ export class Decoder {
       const x = a.buf.lnf.subarray(r0 * C, (r0 + rows) * C);             // (rows, C)
       chunkLoss(a.buf.losses.subarray(r0, r0 + rows), logits, r0, rows, dscale);
       if (backward) {
-        K.matmulBackward(a.buf.dln.subarray(r0 * C, (r0 + rows) * C), this.dw!.lmHead, null, logits, x, this.w32().lmHead, rows, C, V);
+        const dlmHead = this.dw!.lmHead.length > 0 ? this.dw!.lmHead : null; // empty: frozen
+        K.matmulBackward(a.buf.dln.subarray(r0 * C, (r0 + rows) * C), dlmHead, null, logits, x, this.w32().lmHead, rows, C, V);
       }
     }
     let sum = 0;
@@ -280,7 +308,10 @@ export class Decoder {
     // in the forward pass this was: lnf = rmsnorm(resid[L]) * w.lnf
     a.buf.dresid.fill(0);
     K.rmsnormBackward(a.buf.dresid, this.dw!.lnf, a.buf.dln, layerSlice(a.buf.resid, L, N * C), this.w32().lnf, a.buf.lnfRstd, N, C);
-    for (let l = L - 1; l >= 0; l--) this.layerBackward(l, a, batch);
+    for (let l = L - 1; l >= 0; l--) {
+      if (a.recompute) this.layerForward(l, a, batch, undefined, true);
+      this.layerBackward(l, a, batch);
+    }
     this.embedBackward(a, batch);
   }
 
@@ -322,6 +353,7 @@ export class Decoder {
   private embedBackward(a: Activations, batch: Batch): void {
     const { N, C } = this.nc(batch);
     const dwte = this.dw!.wte, d = a.buf.dresid;
+    if (dwte.length === 0) return; // frozen
     for (let n = 0; n < N; n++) {
       const o = batch.ids[n] * C, r = n * C;
       for (let c = 0; c < C; c++) dwte[o + c] += d[r + c];

@@ -267,7 +267,7 @@ class SharedArenas {
         this.storage = new Float32Array(floats);
       }
       if (this.list.length === 4) this.list.shift();
-      a = allocateActivations(layerConfig(this.cfg), b.B, b.T, true, false, this.storage);
+      a = allocateActivations(layerConfig(this.cfg), b.B, b.T, true, false, false, this.storage);
       this.list.push(a);
     }
     return a;

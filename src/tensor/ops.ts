@@ -11,12 +11,13 @@ import { swigluForward, swigluBackward } from './kernels/swiglu.ts';
 import { crossEntropyForwardBackward } from './kernels/cross_entropy.ts';
 import { kdForwardBackward } from './kernels/kd_loss.ts';
 import { adamwUpdate, sumSquares } from './kernels/adamw.ts';
+import { adamwUpdateBf16, adamwUpdateInt8 } from './kernels/adamw_lean.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './kernels/dtype.ts';
 
 export const reference: Kernels = {
   matmulForward, matmulBackward, matmulForwardHalf, rmsnormForward, rmsnormBackward, ropeForward, ropeBackward,
   attentionForward, attentionBackward, attentionDecode, swigluForward, swigluBackward,
-  crossEntropyForwardBackward, kdForwardBackward, adamwUpdate, sumSquares, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16,
+  crossEntropyForwardBackward, kdForwardBackward, adamwUpdate, sumSquares, adamwUpdateBf16, adamwUpdateInt8, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16,
 };
 
 function pick(): Kernels {

@@ -1,9 +1,12 @@
 // AdamW over parameter blocks (torch.optim.AdamW semantics), with global-norm gradient clipping
-// and a cosine schedule with linear warmup and a floor. The state (m, v, step) lives in blocks
-// with the parameter layout, so checkpointing it is one tensor write per parameter and moment.
+// and a cosine schedule with linear warmup and a floor. The state (m, v, step) lives in the blocks
+// of the gradient layout, stored as float32, bf16 or 8-bit codes (src/train/moments.ts); frozen
+// tensors (size 0 in that layout) get no state and no update. One kernel call per tensor: decay
+// applies to matrices, not to norms and biases (1-D tensors), as is customary.
 import { kernels as K } from '../tensor/ops.ts';
 import { KompresorError } from '../errors.ts';
-import { ParamBlocks, type ParameterLayout } from '../model/parameters.ts';
+import type { ParamBlocks, ParameterLayout } from '../model/parameters.ts';
+import { Moments, roundingSalt, type OptimState } from './moments.ts';
 
 export interface AdamWConfig {
   lr: number;
@@ -17,19 +20,30 @@ export interface AdamWConfig {
 
 export const ADAMW_DEFAULTS: AdamWConfig = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1.0 };
 
-/** Ranges of one block with or without weight decay: norms and biases (1-D tensors) get none, as is customary. */
-export type DecayMask = { block: number; offset: number; size: number; decay: boolean }[];
+export interface AdamWStorage {
+  /** How m and v are stored (default f32). */
+  state?: OptimState;
+  /** The gradient layout (frozen tensors at size 0); default: the parameter layout. */
+  trainable?: ParameterLayout;
+  /** Seeds the stochastic rounding of int8 moments. */
+  seed?: number;
+}
 
 export class AdamW {
-  readonly m: ParamBlocks;
-  readonly v: ParamBlocks;
-  readonly groups: DecayMask;
+  readonly moments: Moments;
+  readonly trainable: ParameterLayout;
+  private readonly seed: number;
   step = 0;
-  constructor(readonly layout: ParameterLayout, readonly cfg: AdamWConfig) {
-    this.m = new ParamBlocks(layout);
-    this.v = new ParamBlocks(layout);
-    this.groups = decayGroups(layout);
+  constructor(readonly layout: ParameterLayout, readonly cfg: AdamWConfig, storage: AdamWStorage = {}) {
+    this.trainable = storage.trainable ?? layout;
+    this.moments = new Moments(this.trainable, storage.state ?? 'f32');
+    this.seed = storage.seed ?? 0;
   }
+
+  /** Float32 first moments (an f32 state only). */
+  get m(): ParamBlocks { return this.moments.f32.m; }
+  /** Float32 second moments (an f32 state only). */
+  get v(): ParamBlocks { return this.moments.f32.v; }
 
   /** Global L2 norm of the gradient blocks (each block's sum of squares in double, added in double). */
   static gradNorm(grads: ParamBlocks): number {
@@ -50,10 +64,14 @@ export class AdamW {
     }
     this.step++;
     const c = this.cfg;
-    for (const g of this.groups) {
-      const sl = (b: ParamBlocks) => b.arrays[g.block].subarray(g.offset, g.offset + g.size);
-      K.adamwUpdate(sl(params), sl(grads), sl(this.m), sl(this.v), g.size, lr, c.beta1, c.beta2, c.eps, g.decay ? c.weightDecay : 0, this.step);
-    }
+    this.layout.slots.forEach((s, i) => {
+      const t = this.trainable.slots[i];
+      if (t.size === 0) return; // frozen
+      this.moments.update(t, params.view(s), grads.view(t), {
+        lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: s.shape.length > 1 ? c.weightDecay : 0,
+        step: this.step, salt: roundingSalt(this.seed, this.step, i),
+      });
+    });
     return norm;
   }
 }
@@ -64,16 +82,4 @@ export function cosineLr(step: number, total: number, lr: number, minLr: number,
   if (step >= total) return minLr;
   const progress = (step - warmup) / Math.max(1, total - warmup);
   return minLr + 0.5 * (lr - minLr) * (1 + Math.cos(Math.PI * progress));
-}
-
-/** Decay groups of a parameter layout, per block: 1-D tensors (norms, biases) are not decayed. Adjacent slots merge. */
-export function decayGroups(layout: ParameterLayout): DecayMask {
-  const out: DecayMask = [];
-  for (const s of layout.slots) {
-    const decay = s.shape.length > 1;
-    const last = out[out.length - 1];
-    if (last && last.block === s.block && last.decay === decay && last.offset + last.size === s.blockOffset) last.size += s.size;
-    else out.push({ block: s.block, offset: s.blockOffset, size: s.size, decay });
-  }
-  return out;
 }

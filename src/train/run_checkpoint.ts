@@ -3,7 +3,9 @@
 //   checkpoint-<step>/        one complete checkpoint (normally only the newest is kept)
 //     config.json             the model's HF config
 //     model.safetensors       weights, F32 (a standard HF checkpoint: this folder loads as a model)
-//     optimizer.safetensors   AdamW state: "exp_avg.<name>" and "exp_avg_sq.<name>" per tensor, F32
+//     optimizer.safetensors   AdamW state: "exp_avg.<name>" and "exp_avg_sq.<name>" per trainable
+//                             tensor, in the run's --optim-state (F32, BF16, or U8 codes with
+//                             "exp_avg_scale.<name>"/"exp_avg_sq_scale.<name>"; src/train/moments.ts)
 //     state.json              step, tokens, data-source position, RNG, options, metrics position
 //   latest                    "checkpoint-<step>\n", written atomically after the folder is complete
 //   checkpoint.tmp-<pid>/     a checkpoint being written (ignored, and removed by the next save)
@@ -16,7 +18,7 @@
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { saveCheckpoint, openCheckpoint } from '../io/checkpoint.ts';
-import { readSafetensorsHeader, readTensorF32, writeSafetensors, writeAtomic, writeAll } from '../io/safetensors.ts';
+import { readSafetensorsHeader, writeSafetensors, writeAtomic, writeAll } from '../io/safetensors.ts';
 import { kernels as K } from '../tensor/ops.ts';
 import type { Decoder } from '../model/decoder.ts';
 import { AdamW } from './optimizer.ts';
@@ -81,7 +83,7 @@ export function writeRunCheckpoint(runDir: string, p: CheckpointParts, onFile: C
   const tensors = p.model.layout.slots.map((s) => ({ name: s.name, shape: s.shape, data: w.view(s) }));
   saveCheckpoint(tmp, p.config, tensors, { dtype: 'F32' });
   onFile('model.safetensors');
-  writeOptimizer(nodePath.join(tmp, 'optimizer.safetensors'), p.model, p.opt);
+  writeOptimizer(nodePath.join(tmp, 'optimizer.safetensors'), p.opt);
   onFile('optimizer.safetensors');
   writeJson(nodePath.join(tmp, 'state.json'), p.state);
   onFile('state.json');
@@ -99,12 +101,9 @@ export function writeRunCheckpoint(runDir: string, p: CheckpointParts, onFile: C
   return dir;
 }
 
-function writeOptimizer(path: string, model: Decoder, opt: AdamW): void {
-  const tensors = model.layout.slots.flatMap((s) => [
-    { name: `exp_avg.${s.name}`, dtype: 'F32' as const, shape: s.shape, data: opt.m.view(s) },
-    { name: `exp_avg_sq.${s.name}`, dtype: 'F32' as const, shape: s.shape, data: opt.v.view(s) },
-  ]);
-  writeSafetensors(path, tensors, { step: String(opt.step) });
+function writeOptimizer(path: string, opt: AdamW): void {
+  const tensors = opt.trainable.slots.filter((s) => s.size > 0).flatMap((s) => opt.moments.tensors(s));
+  writeSafetensors(path, tensors, { step: String(opt.step), optim_state: opt.moments.kind });
 }
 
 /** Temporary folders of crashed saves (and set-aside copies) are garbage: nothing points at them. */
@@ -187,17 +186,19 @@ export function readWeightsInto(model: Decoder, dir: string): void {
   }
 }
 
-/** Loads m, v and the step count of AdamW from the checkpoint. */
-export function readOptimizerInto(opt: AdamW, model: Decoder, dir: string): void {
+/**
+ * Loads m, v and the step count of AdamW from the checkpoint. The checkpoint's moments must be
+ * stored as the optimizer stores them (metadata optim_state, "f32" when absent).
+ */
+export function readOptimizerInto(opt: AdamW, dir: string): void {
   const path = nodePath.join(dir, 'optimizer.safetensors');
   const h = readSafetensorsHeader(path);
-  for (const s of model.layout.slots) {
-    for (const [prefix, arena] of [['exp_avg', opt.m], ['exp_avg_sq', opt.v]] as const) {
-      const info = h.tensors.get(`${prefix}.${s.name}`);
-      checkShape(path, `${prefix}.${s.name}`, s.shape, info?.shape);
-      readTensorF32(h, info!, arena.view(s));
-    }
+  const saved = h.metadata.optim_state ?? 'f32';
+  if (saved !== opt.moments.kind) {
+    throw new KompresorError({ code: 'input_invalid', where: `${path}: __metadata__.optim_state`, rule: 'a run resumes with the AdamW state storage it was saved with',
+      expected: opt.moments.kind, found: saved, hint: `resume with --optim-state ${saved} (or none), or start a new run from ${dir} as a model folder` });
   }
+  for (const s of opt.trainable.slots) if (s.size > 0) opt.moments.read(h, s);
   const step = Number(h.metadata.step);
   if (!Number.isSafeInteger(step) || step < 0) {
     throw new KompresorError({ code: 'safetensors_corrupt', where: `${path}: __metadata__.step`, rule: 'the optimizer step count must be a non-negative integer', found: JSON.stringify(h.metadata.step) });

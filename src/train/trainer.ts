@@ -26,7 +26,9 @@ import { Rng } from '../model/sampling.ts';
 import { saveCheckpoint } from '../io/checkpoint.ts';
 import { KompresorError } from '../errors.ts';
 import { nextTokenCE, type Objective, type ObjectiveResult } from './objective.ts';
-import { type TrainOptions, validateTrainOptions, totalSteps, tokensPerStep, firstDifference } from './options.ts';
+import { type TrainOptions, validateTrainOptions, totalSteps, tokensPerStep, firstDifference, memoryOptions } from './options.ts';
+import { stateMemory, type StateMemory } from './memory.ts';
+import { frozenTensors } from '../model/freeze.ts';
 import { MetricsLog, type MetricsLine } from './metrics.ts';
 import { writeTrainingReport } from './report.ts';
 import { machineFingerprint } from '../tensor/machine.ts';
@@ -63,6 +65,8 @@ export interface TrainRun<TBatch = Batch> {
   resumeCommand?: string;
   /** Polled after every step; true = checkpoint now and return with status 'stopped'. */
   shouldStop?: () => boolean;
+  /** Called once before the first step with what the training state costs. */
+  onStart?: (memory: StateMemory) => void;
   onStep?: (line: MetricsLine) => void;
   onEval?: (line: MetricsLine) => void;
   /** Test seam, see run_checkpoint.ts. */
@@ -85,6 +89,8 @@ export interface TrainResult {
   /** Training loss of the last step taken (NaN if none) and the last validation loss. */
   loss: number;
   validLoss?: number;
+  /** What the training state costs (bytes/parameter, activations): see src/train/memory.ts. */
+  memory: StateMemory;
 }
 
 /** The mutable part of a run: what a checkpoint saves. */
@@ -107,7 +113,13 @@ export async function train<TBatch = Batch>(run: TrainRun<TBatch>): Promise<Trai
   const o = validateTrainOptions(run.options);
   const objective = run.objective ?? (nextTokenCE as Objective<unknown> as Objective<TBatch>);
   const model = run.model;
-  const opt = new AdamW(model.layout, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, clip: o.clip });
+  const mem = memoryOptions(o);
+  // frozen tensors get no gradients and no moments; recompute keeps one layer's activations
+  model.freeze(frozenTensors(model.cfg, mem.freeze));
+  model.recompute = mem.recompute;
+  const opt = new AdamW(model.layout, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, clip: o.clip },
+    { state: mem.optimState, trainable: model.gradLayout, seed: o.seed });
+  const memory = stateMemory(model.cfg, { ...mem, microBatch: o.microBatch, seqLen: o.seqLen });
   const s = run.resume ? resumeLoop(run, o, objective, opt) : freshLoop(run, o);
   const total = totalSteps(o);
   const t0 = performance.now(), seconds0 = s.seconds, step0 = s.step;
@@ -120,6 +132,7 @@ export async function train<TBatch = Batch>(run: TrainRun<TBatch>): Promise<Trai
     s.lastSaved = s.step;
     writeTrainingReport(run.runDir, nodePath.basename(nodePath.resolve(run.runDir)));
   };
+  run.onStart?.(memory);
   try {
     if (s.step === 0 && canEvaluate) await evaluate();
     while (s.step < total) {
@@ -150,7 +163,7 @@ export async function train<TBatch = Batch>(run: TrainRun<TBatch>): Promise<Trai
 
   function result(status: TrainResult['status'], final?: string): TrainResult {
     return { status, step: s.step, totalSteps: total, tokens: s.tokens, seconds: s.seconds, sessionSteps: s.step - step0,
-      sessionSeconds: (performance.now() - t0) / 1000, checkpoint: s.checkpoint, final, loss: s.loss, validLoss: s.validLoss };
+      sessionSeconds: (performance.now() - t0) / 1000, checkpoint: s.checkpoint, final, loss: s.loss, validLoss: s.validLoss, memory };
   }
 }
 
@@ -257,19 +270,37 @@ function resumeLoop<TBatch>(run: TrainRun<TBatch>, o: TrainOptions, objective: O
   if (st.objective !== objective.name) {
     throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: 'a run resumes with the objective it started with', expected: st.objective, found: objective.name });
   }
+  checkMemoryOptions(dir, o, st.options);
   const diff = firstDifference(o, st.options);
   if (diff && !run.allowOptionChanges) {
     throw new KompresorError({ code: 'input_invalid', where: `${dir}/state.json`, rule: 'a run resumes with the options it was saved with',
       found: diff, hint: 'give the changed option explicitly to accept it (the steps after the resume then differ from an uninterrupted run)' });
   }
   readWeightsInto(run.model, dir);
-  readOptimizerInto(opt, run.model, dir);
+  readOptimizerInto(opt, dir);
   run.train.restore(st.source);
   const rng = new Rng(0);
   rng.state = st.rng;
   const log = MetricsLog.resume(nodePath.join(run.runDir, 'metrics.jsonl'), st.metrics);
   return { step: st.step, tokens: st.tokens, seconds: st.seconds, rng, log, lastSaved: st.step, checkpoint: dir,
     loss: st.loss ?? NaN, validLoss: st.validLoss ?? undefined };
+}
+
+/**
+ * The moments' storage and the frozen parts cannot change on resume: the checkpoint holds the
+ * moments of those tensors in that form (a new run from the checkpoint folder can change them).
+ */
+function checkMemoryOptions(dir: string, o: TrainOptions, saved: TrainOptions): void {
+  const now = memoryOptions(o), was = memoryOptions(saved);
+  const fix = `resume without the flag, or start a new run (--out) from ${dir}, which is a model folder`;
+  if (now.optimState !== was.optimState) {
+    throw new KompresorError({ code: 'input_invalid', where: '--optim-state', rule: 'a run resumes with the AdamW state storage it started with (its checkpoint holds the moments in that form)',
+      expected: was.optimState, found: now.optimState, hint: fix });
+  }
+  if (now.freeze.join(',') !== was.freeze.join(',')) {
+    throw new KompresorError({ code: 'input_invalid', where: '--freeze', rule: 'a run resumes with the frozen parts it started with (frozen tensors have no moments in its checkpoint)',
+      expected: was.freeze.join(',') || '(none)', found: now.freeze.join(',') || '(none)', hint: fix });
+  }
 }
 
 function stateOf<TBatch>(run: TrainRun<TBatch>, o: TrainOptions, objective: Objective<TBatch>, s: Loop): TrainState {

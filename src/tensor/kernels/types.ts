@@ -102,6 +102,18 @@ export interface Kernels {
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   /** sum of squares of x[0..n) accumulated in double. */
   sumSquares(x: F32, n: number): number;
+  /**
+   * adamwUpdate with m and v held as bf16 bit patterns (rounded to nearest even when stored);
+   * the update itself is computed in double from the stored moments. See kernels/adamw_lean.ts.
+   */
+  adamwUpdateBf16(params: F32, grads: F32, m: Uint16Array, v: Uint16Array, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /**
+   * adamwUpdate with m and v as 8-bit codes in blocks of 256 (one float32 scale per block and
+   * moment; v stored as sqrt(v)), stochastically rounded under `salt`. See kernels/adamw_lean.ts.
+   */
+  adamwUpdateInt8(params: F32, grads: F32, mq: Uint8Array, mScale: F32, vq: Uint8Array, vScale: F32, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, salt: number): void;
 
   /** dtype conversions (bf16/f16 as raw Uint16 bit patterns); f32 -> 16-bit rounds to nearest even. */
   bf16ToF32(out: F32, inp: Uint16Array, n: number): void;
