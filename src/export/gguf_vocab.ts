@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { kv, type GgufValue } from './gguf_writer.ts';
-import { readJsonObject } from '../io/tokenizer.ts';
+import { readJsonObject, checkTokenizerModel } from '../io/tokenizer.ts';
 
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -48,6 +48,7 @@ export function vocabKv(dir: string, vocabSize: number, rawConfig: Json): GgufVo
       found: 'no such file', hint: 'copy tokenizer.json (and tokenizer_config.json) from the original model into the folder' });
   }
   const tok = readJsonObject(jsonPath);
+  checkTokenizerModel(jsonPath, tok); // model type, a non-empty vocabulary, regexes (as loading does)
   const configPath = nodePath.join(dir, 'tokenizer_config.json');
   const tokConfig = fs.existsSync(configPath) ? readJsonObject(configPath) : {};
   const model = checkByteLevelBpe(jsonPath, tok);
