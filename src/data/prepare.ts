@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { KompresorError } from '../errors.ts';
 import { loadTokenizer, type LoadedTokenizer } from '../io/tokenizer.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { withPath } from '../io/safetensors.ts';
 import { checkOutDir, makeDirs } from '../io/out_guard.ts';
 import { expandInputs, readDocuments, type InputFile } from './inputs.ts';
 import { ShardWriter, sha256File } from './shards.ts';
@@ -210,17 +211,25 @@ class DatasetWriter {
     if (w && w.nTokens > 0 && w.nTokens + ids.length > this.shardTokens) { this.close(split); w = undefined; }
     if (!w) {
       const tmp = nodePath.join(this.dir, `${split}-${String(this.done[split].length).padStart(5, '0')}.kptok.tmp-${process.pid}`);
-      w = this.open[split] = new ShardWriter(tmp, this.tokenBytes, this.eosId, this.vocabSize);
+      try {
+        w = this.open[split] = new ShardWriter(tmp, this.tokenBytes, this.eosId, this.vocabSize);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true }); // created, then its header did not fit on the disk
+        throw withPath(e, tmp);
+      }
     }
-    w.appendDoc(ids);
+    try { w.appendDoc(ids); } catch (e) { throw withPath(e, w.path); }
     this.documents++;
     this.tokens += ids.length;
   }
 
   private close(split: SplitName): void {
     const w = this.open[split]!;
+    let r: { bytes: number; sha256: string };
+    // still in this.open while it can fail, so abort() removes its temp file (a full disk left it)
+    try { r = w.finish(); } catch (e) { throw withPath(e, w.path); }
     delete this.open[split];
-    const { bytes, sha256 } = w.finish();
+    const { bytes, sha256 } = r;
     const file = `${split}-${String(this.done[split].length).padStart(5, '0')}-${sha256.slice(0, 12)}.kptok`;
     fs.renameSync(w.path, nodePath.join(this.dir, file));
     this.finalPaths.push(nodePath.join(this.dir, file));

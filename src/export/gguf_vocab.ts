@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import { KompresorError } from '../errors.ts';
 import { kv, type GgufValue } from './gguf_writer.ts';
-import { readJsonObject } from '../io/tokenizer.ts';
+import { readJsonObject, checkTokenizerModel } from '../io/tokenizer.ts';
 import { isSentencePieceBpe, spmKv } from './gguf_vocab_spm.ts';
 
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -53,6 +53,7 @@ export function vocabKv(dir: string, vocabSize: number, rawConfig: Json): GgufVo
       found: 'no such file', hint: 'copy tokenizer.json (and tokenizer_config.json) from the original model into the folder' });
   }
   const tok = readJsonObject(jsonPath);
+  checkTokenizerModel(jsonPath, tok); // model type, a non-empty vocabulary, regexes (as loading does)
   const configPath = nodePath.join(dir, 'tokenizer_config.json');
   const tokConfig = fs.existsSync(configPath) ? readJsonObject(configPath) : {};
   const warnings: string[] = [];

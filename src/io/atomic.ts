@@ -9,6 +9,8 @@ export function writeFileAtomic(path: string, data: string): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
+    const err = e as NodeJS.ErrnoException;
+    if (err instanceof Error && typeof err.code === 'string' && err.path === undefined) err.path = path; // ENOSPC names no file
     throw e;
   }
 }

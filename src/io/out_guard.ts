@@ -103,6 +103,7 @@ export function checkOutDir(path: string, flag = '--out', inputs: string[] = [],
   }
   checkNotOnInputs(path, real, flag, inputs);
   if (o.mustBeEmpty && fs.existsSync(path)) {
+    removeStaleTemps(path);
     const entries = fs.readdirSync(path);
     const ours = o.replaceableIf !== undefined && entries.includes(o.replaceableIf);
     if (entries.length > 0 && !ours) {
@@ -110,6 +111,26 @@ export function checkOutDir(path: string, flag = '--out', inputs: string[] = [],
         found: `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''})`,
         hint: 'its files would be replaced or mixed with the new ones; choose a new folder' });
     }
+  }
+}
+
+/**
+ * Temp files of our atomic writes (NAME.tmp-PID) whose process is gone: a killed run left them
+ * (prune's model.safetensors.tmp-PID); they are ours, so they go instead of blocking a rerun.
+ */
+export function removeStaleTemps(dir: string): void {
+  for (const f of fs.readdirSync(dir)) {
+    const m = /\.tmp-(\d+)$/.exec(f);
+    if (m && !isAlive(Number(m[1]))) fs.rmSync(nodePath.join(dir, f), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -327,8 +327,12 @@ function openOrThrow(path: string, flags: string): number {
     return fs.openSync(path, flags);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') {
+    if (err.code === 'ENOENT' && flags === 'r') {
       throw new KompresorError({ code: 'file_not_found', where: path, rule: 'the file must exist', found: 'no such file' });
+    }
+    if (flags !== 'r') {
+      // a write: say which file could not be created, not that it "must exist"
+      throw new KompresorError({ code: 'io_error', where: path, rule: 'the output file must be creatable', found: err.message, hint: 'check that the folder exists and is writable' });
     }
     throw new KompresorError({ code: 'io_error', where: path, rule: `the file must be openable (${flags})`, found: err.message });
   }
@@ -336,6 +340,13 @@ function openOrThrow(path: string, flags: string): number {
 
 // ---------------------------------------------------------------------------------------------
 // writing
+
+/** A file-system error of a write through a descriptor names no file (ENOSPC "write"): give it the path. */
+export function withPath(e: unknown, path: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err instanceof Error && typeof err.code === 'string' && err.path === undefined) err.path = path;
+  return e;
+}
 
 /**
  * Writes a file atomically: `path.tmp-<pid>` is written by `body`, fsynced, then renamed over
@@ -350,7 +361,7 @@ export function writeAtomic(path: string, body: (fd: number) => void): void {
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw withPath(e, path);
   }
   fs.closeSync(fd);
   fs.renameSync(tmp, path);

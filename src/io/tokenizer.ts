@@ -117,7 +117,7 @@ const MODEL_TYPES = ['BPE', 'WordPiece', 'WordLevel', 'Unigram'];
  * a short input, as in the Rust library (D18). Known tokenizers (GPT-2, Llama 3, Qwen2, Mistral)
  * have no nested quantifiers, so they are refused as a rule: "star height" at most 1.
  */
-function checkTokenizerModel(path: string, json: Json): void {
+export function checkTokenizerModel(path: string, json: Json): void {
   const bad = (where: string, rule: string, expected: string, found: string, hint?: string) =>
     new KompresorError({ code: 'tokenizer_invalid', where: `${path}: ${where}`, rule, expected, found, hint });
   const model = json.model as Json | undefined;

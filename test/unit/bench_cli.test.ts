@@ -97,7 +97,7 @@ test('bench refuses with one line: a missing model, a bad engine', async () => {
   assert.match(r.stderr, /^kompresor: .*nope: the model folder must exist; found no such folder\./);
   const e = await kompresor(['bench', small, '--engine', 'onnx']);
   assert.equal(e.code, 1);
-  assert.match(e.stderr, /bench --engine: the value must be one of the choices; expected kompresor, llama.cpp, found "onnx"/);
+  assert.match(e.stderr, /^kompresor: kompresor bench --engine: the value must be one of the choices; expected kompresor, llama\.cpp, found "onnx"\./);
 });
 
 test('default threads: llama.cpp leaves one core to Node (which drives every token), our engine uses up to 2', () => {

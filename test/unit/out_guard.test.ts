@@ -1,11 +1,12 @@
 // The shared output guard (src/io/out_guard.ts) and the commands that use it: fuzz report
 // defects D1 (outputs over the model's own files), D8 (prune into a non-empty folder), D11
-// (outputs under /proc) and D16 (a recipe named "..").
+// (outputs under /proc), D16 (a recipe named "..") and D19 (temp files and nameless ENOSPC).
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkOutFile, checkOutDir, makeDirs } from '../../src/io/out_guard.ts';
+import { writeAtomic } from '../../src/io/safetensors.ts';
 import '../../src/cli/main.ts';
 import { cliCatalog } from '../../src/cli/pipeline_command.ts';
 import { parseRecipe } from '../../src/pipeline/recipe.ts';
@@ -100,4 +101,20 @@ test('D16: a recipe name may not start with "." (".." made the project root the 
   for (const name of ['..', '.', '.hidden']) {
     assert.throws(() => parseRecipe(text(name), 'r.yaml', cliCatalog(), {}), /r\.yaml:1 name: the name must be letters, digits, "_", "-" or "\." and not start with "\."/, name);
   }
+});
+
+test('D19: a failed atomic write names its file and leaves no temp file; a killed run\'s temp files do not block a rerun', () => {
+  const t = tempDir('kp-guard-');
+  const target = path.join(t, 'w.bin');
+  const enospc = () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }); };
+  assert.throws(() => writeAtomic(target, enospc), (e: NodeJS.ErrnoException) => e.path === target && e.code === 'ENOSPC');
+  assert.deepEqual(fs.readdirSync(t), []);
+  // a dead process's temp file (pid 2^22 + 1 is above Linux's pid_max default) is removed; a live one stays
+  const out = path.join(t, 'pruned');
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(out, `model.safetensors.tmp-${2 ** 22 + 1}`), 'x');
+  checkOutDir(out, '--out', [], { mustBeEmpty: true });
+  assert.deepEqual(fs.readdirSync(out), []);
+  fs.writeFileSync(path.join(out, `model.safetensors.tmp-${process.pid}`), 'x');
+  throwsWith(() => checkOutDir(out, '--out', [], { mustBeEmpty: true }), 'input_invalid', /must be new or empty; found 1 entry/);
 });

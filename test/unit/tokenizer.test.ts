@@ -248,6 +248,8 @@ describe('tokenizer.json refusals', () => {
       /tokenizer\.json: model\.type: the tokenizer model must be one @huggingface\/tokenizers implements; expected BPE, WordPiece, WordLevel, Unigram, found "Foo"\./);
     throwsWith(() => loadTokenizer(edited((t) => { t.model.vocab = {}; t.model.merges = []; })), 'tokenizer_invalid',
       /tokenizer\.json: model\.vocab: the vocabulary must not be empty; expected at least one token, found none\./);
+    // export reads tokenizer.json itself: the same check (it wrote a GGUF that tokenises to 0 tokens)
+    throwsWith(() => vocabKv(edited((t) => { t.model.vocab = {}; t.model.merges = []; }), 4096, {}), 'tokenizer_invalid', /model\.vocab: the vocabulary must not be empty/);
   });
 
   test('D18: a pre-tokenizer regex with nested quantifiers is refused (it hung generate on 40 "a"s)', () => {

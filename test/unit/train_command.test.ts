@@ -118,8 +118,10 @@ test('bad invocations fail with one line naming the problem', async () => {
   const cases: [string[], RegExp][] = [
     [['train', '--data', at('data'), '--out', at('x1'), '--steps', '5'], /name the model to train, or give --init/],
     [['train', '--init', at('cfg/config.json'), '--out', at('x3'), '--steps', '5'], /--data DATA_DIR and --out RUN_DIR/],
-    [['train', '--init', at('cfg/config.json'), '--data', at('data'), '--out', at('x4')], /exactly one budget/],
-    [['train', '--init', at('cfg/config.json'), '--data', at('data'), '--out', at('full'), '--steps', '5', '--warmup', '0'], /new or empty run folder.*--resume/],
+    [['train', '--init', at('cfg/config.json'), '--data', at('data'), '--out', at('x4'), '--seq-len', '64'], /exactly one budget/],
+    [['train', '--init', at('cfg/config.json'), '--data', at('data'), '--out', at('full'), '--steps', '5', '--warmup', '0', '--seq-len', '64'], /new or empty run folder.*--resume/],
+    // the default --seq-len (512) is beyond this model's 256 positions (fuzz report D14)
+    [['train', '--init', at('cfg/config.json'), '--data', at('data'), '--out', at('x9'), '--steps', '5'], /--seq-len: training rows must fit the model's context; expected at most max_position_embeddings = 256, found 512/],
     [['train', '--resume', at('cfg')], /needs a checkpoint-<step> folder/],
     [['train', '--resume', at('full'), '--out', at('x7')], /takes its model and run folder from the checkpoint/],
     [['train', '--init', at('cfg/config.json'), '--data', at('cfg'), '--out', at('x8'), '--steps', '5', '--warmup', '0'], /manifest\.json/],
