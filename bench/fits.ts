@@ -6,6 +6,7 @@
 //   eval           perplexity (loglikelihood_rolling) on about --eval-tokens tokens of Polish text
 //                  (--stream when the build has it and the weights exceed --max-memory)
 //   generate       greedy, --new-tokens tokens after a short prompt
+//   eval-f32, generate-f32   the same with --weights-dtype f32 (the float32 path, for the bf16 ratio)
 //   teacher-cache  the teacher's top-k logits for one distill step (when the build has the command)
 //   distill        one optimizer step, the checkpoint as its own student (the largest student: the
 //                  unpruned model), with the lean-student flags when the build has them
@@ -34,7 +35,7 @@ const MAKER = path.join(ROOT, 'scripts/bench/make_shaped_checkpoint.ts');
 const CORPUS = path.join(ROOT, 'evals/polish/pl_perplexity/test.jsonl');
 const GIB = 2 ** 30;
 const FIT_LIMIT = 24 * GIB;
-const COMMANDS = ['score', 'eval', 'generate', 'teacher-cache', 'distill', 'sft'] as const;
+const COMMANDS = ['score', 'eval', 'eval-f32', 'generate', 'generate-f32', 'teacher-cache', 'distill', 'sft'] as const;
 type FitsCommand = typeof COMMANDS[number];
 
 export interface FitsRow {
@@ -119,7 +120,9 @@ export function predictBytes(command: FitsCommand, c: ModelConfig, params: numbe
   switch (command) {
     case 'score': return NODE_BASE + (o.stream ? streamed : 4 * params + trainActBytes(c, o.tokens) / 2);
     case 'eval': return NODE_BASE + (o.stream ? streamed : 2 * params + o.tokens * c.vocabSize * 4);
+    case 'eval-f32': return NODE_BASE + 4 * params + o.tokens * c.vocabSize * 4;
     case 'generate': return NODE_BASE + 2 * params + 64 * c.vocabSize * 4;
+    case 'generate-f32': return NODE_BASE + 4 * params + 64 * c.vocabSize * 4;
     case 'teacher-cache': return NODE_BASE + streamed;
     case 'distill': return NODE_BASE + studentBytesPerParam * params + 2 * params + trainActBytes(c, o.tokens);
     case 'sft': return NODE_BASE + studentBytesPerParam * params + trainActBytes(c, o.tokens);
@@ -226,6 +229,12 @@ function planCommand(cmd: FitsCommand, ckpt: string, work: string, inp: Inputs, 
     case 'generate':
       return { args: ['generate', ckpt, '--prompt', 'Program ls wyświetla', '--max-new-tokens', String(a.newTokens), '--temperature', '0', '--json'],
         mode: [], tokens: a.newTokens, stream: false, lean: false, tps: jsonNum('decode_tokens_per_s') };
+    case 'eval-f32': case 'generate-f32': {
+      const base = planCommand(cmd === 'eval-f32' ? 'eval' : 'generate', ckpt, work, inp, a, c, params)!;
+      if (base.stream || !hasFlag(cmd.slice(0, -4), '--weights-dtype')) return null;
+      const args = base.args.map((x) => x.replace(/\/(eval|generate)\.json$/, '/$1-f32.json'));
+      return { ...base, args: [...args.slice(0, -1), '--weights-dtype', 'f32', '--json'], mode: ['f32 weights'] };
+    }
     case 'teacher-cache':
       if (!helpOf('teacher-cache')) return null;
       return { args: ['teacher-cache', '--teacher', ckpt, '--data', inp.data, '--out', path.join(work, 'cache'), '--steps', '1', '--micro-batch', '1',
@@ -256,7 +265,7 @@ async function measure(cmd: FitsCommand, shape: string, ckpt: string, work: stri
   const p = planCommand(cmd, ckpt, work, inp, a, c, params);
   if (!p) {
     return { ...base, status: 'n/a', peak_rss_bytes: null, predicted_bytes: 0, fits_24gib: null, tokens_per_s: null, tokens: null, seconds: null,
-      mode: '', command_line: '', note: `this build has no \`kompresor ${cmd}\`` };
+      mode: '', command_line: '', note: cmd.endsWith('-f32') ? 'streamed, or no --weights-dtype in this build' : `this build has no \`kompresor ${cmd}\`` };
   }
   const predicted = Math.round(predictBytes(cmd, c, params, { lean: p.lean, stream: p.stream, tokens: p.tokens }));
   const row = { ...base, predicted_bytes: predicted, mode: p.mode.join(' '), command_line: `kompresor ${p.args.join(' ')}` };
