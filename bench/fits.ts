@@ -11,7 +11,7 @@
 //   distill        one optimizer step, the checkpoint as its own student (the largest student: the
 //                  unpruned model), with the lean-student flags when the build has them
 //   sft            one optimizer step, with the lean flags when the build has them
-// A command whose predicted peak exceeds --run-cap (20 GiB) is not started: its row says the
+// A command whose predicted peak exceeds --run-cap (20 GiB) or the memory available now is not started: its row says the
 // prediction and whether that is within 24 GiB. A command that refuses up front (a memory error
 // before any work) is recorded with its message.
 // Resumable: rows already in the results file (bench/results/fits.json) are kept and not run again
@@ -269,9 +269,12 @@ async function measure(cmd: FitsCommand, shape: string, ckpt: string, work: stri
   }
   const predicted = Math.round(predictBytes(cmd, c, params, { lean: p.lean, stream: p.stream, tokens: p.tokens }));
   const row = { ...base, predicted_bytes: predicted, mode: p.mode.join(' '), command_line: `kompresor ${p.args.join(' ')}` };
-  if (predicted > a.runCap) {
+  // on a shared machine the cap is also what the other processes leave (os.freemem is MemAvailable)
+  const available = os.freemem() - GIB;
+  if (predicted > a.runCap || predicted > available) {
+    const why = predicted > a.runCap ? `the run cap ${fmtGiB(a.runCap)}` : `the ${fmtGiB(available + GIB)} available now, less 1 GiB`;
     return { ...row, status: 'not run', peak_rss_bytes: null, fits_24gib: predicted <= FIT_LIMIT, tokens_per_s: null, tokens: null, seconds: null,
-      note: `predicted ${fmtGiB(predicted)} > the run cap ${fmtGiB(a.runCap)}` };
+      note: `predicted ${fmtGiB(predicted)} > ${why}` };
   }
   console.error(`bench:fits: ${shape} ${cmd} (predicted ${fmtGiB(predicted)}, load ${base.load_avg})`);
   const r = await runMeasured(p.args, a.timeoutMin * 60_000, path.join(work, `${cmd}.log`));
