@@ -86,7 +86,8 @@ run_step score $((SAMPLES * SEQ_LEN)) "${KOMPRESOR[@]}" score "$MODEL" --data "$
 [ -f "$STEPS/prune.done" ] || rm -rf "$PRUNED"
 run_step prune 0 "${KOMPRESOR[@]}" prune "$MODEL" --scores "$OUT/scores.json" --out "$PRUNED" \
   --target num_hidden_layers=40,intermediate_size=11264 --depth importance --no-report
-run_step pruned_params 0 "${KOMPRESOR[@]}" inspect "$PRUNED" --json
+# (not `kompresor inspect`: on this build it loads the model, 12+ GB for the pruned 7.48B; the prune
+# report holds the exact counts)
 
 # 5. eval perplexity, layer-streamed (stream-eval branch)
 if has_flag eval --stream; then
@@ -122,7 +123,7 @@ node -e '
   const rows = fs.readdirSync(steps).filter((f) => /\.(done|skipped)$/.test(f)).map((f) => JSON.parse(fs.readFileSync(path.join(steps, f), "utf8")));
   const by = Object.fromEntries(rows.map((r) => [r.step, r]));
   for (const r of rows) if (r.seconds && r.tokens) r.tokens_per_s = r.tokens / r.seconds;
-  let params = null; try { params = JSON.parse(fs.readFileSync(path.join(steps, "pruned_params.json"), "utf8")).total_params; } catch {}
+  let params = null; try { params = JSON.parse(fs.readFileSync(path.join(steps, "../pruned/prune_report.json"), "utf8")).params.after.total; } catch {}
   const teacher = 11168796672, student = params ?? 7477727232; // totals with the untied lm_head
   const fwd = by.teacher_cache?.tokens_per_s ?? by.eval?.tokens_per_s ?? by.score?.tokens_per_s;
   const projection = fwd ? (() => {
