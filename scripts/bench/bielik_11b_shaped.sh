@@ -16,7 +16,7 @@
 #                  the stream-eval branch; skipped with a note on a build without it)
 #   teacher_cache  kompresor teacher-cache for ~$CACHE_TOKENS tokens (needs the teacher-cache command)
 # Environment: MAX_MEMORY (20GiB), SAMPLES (8), SEQ_LEN (256), EVAL_TOKENS (2048), CACHE_TOKENS (4096),
-# KEEP=1 keeps the checkpoints at the end (default: kept too; CLEAN=1 deletes them).
+# CLEAN=1 deletes the checkpoints at the end (they are kept by default, so a later run resumes).
 # Results: OUT_DIR/summary.json and the table printed at the end (BENCHMARKS.md "Bielik-11B shape").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
