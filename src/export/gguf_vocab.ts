@@ -16,6 +16,7 @@ import { KompresorError } from '../errors.ts';
 import { kv, type GgufValue } from './gguf_writer.ts';
 import { readJsonObject, checkTokenizerModel } from '../io/tokenizer.ts';
 import { isSentencePieceBpe, spmKv } from './gguf_vocab_spm.ts';
+import { tokenTable } from './gguf_tokens.ts';
 
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -110,30 +111,7 @@ function mentionsByteLevel(node: unknown): boolean {
 
 function tokenList(path: string, model: Json, tok: Json, vocabSize: number):
   { tokens: string[]; types: number[]; ids: Map<string, number> } {
-  const tokens: Array<string | undefined> = new Array(vocabSize);
-  const types = new Array<number>(vocabSize).fill(TOKEN_TYPE.UNUSED);
-  const ids = new Map<string, number>();
-  const put = (text: string, id: number, type: number) => {
-    if (!Number.isSafeInteger(id) || id < 0 || id >= vocabSize) {
-      throw new KompresorError({ code: 'tokenizer_invalid', where: `${path}: token ${JSON.stringify(text)}`,
-        rule: 'every token id must be a row of the embedding', expected: `0 <= id < vocab_size ${vocabSize}`, found: String(id),
-        hint: 'the tokenizer does not belong to this model (or config.json vocab_size is wrong)' });
-    }
-    if (text.includes('\u0000')) {
-      // llama.cpp reads token texts as C strings: "a\0b" would become a duplicate of "a" and
-      // abort its loader (GGML_ASSERT on the token map sizes)
-      throw new KompresorError({ code: 'tokenizer_invalid', where: `${path}: token id ${id}`, rule: 'GGUF token texts must not contain NUL',
-        found: JSON.stringify(text), hint: 'llama.cpp cuts token texts at NUL; fix or drop the token in tokenizer.json' });
-    }
-    const prev = ids.get(text);
-    if (prev !== undefined && prev !== id) {
-      throw new KompresorError({ code: 'tokenizer_invalid', where: `${path}: token ${JSON.stringify(text)}`,
-        rule: 'llama.cpp needs every token text to be unique', found: `ids ${prev} and ${id}` });
-    }
-    tokens[id] = text;
-    types[id] = type;
-    ids.set(text, id);
-  };
+  const { tokens, types, ids, put } = tokenTable(path, vocabSize, TOKEN_TYPE.UNUSED);
   for (const [text, id] of Object.entries(model.vocab as Record<string, number>)) put(text, id, TOKEN_TYPE.NORMAL);
   for (const a of (Array.isArray(tok.added_tokens) ? tok.added_tokens : []) as Json[]) {
     const text = String(a.content);

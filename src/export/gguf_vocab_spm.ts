@@ -17,6 +17,7 @@
 // from the vocabulary fall back to <0xXX> byte tokens in both.
 import { KompresorError } from '../errors.ts';
 import { kv } from './gguf_writer.ts';
+import { tokenTable } from './gguf_tokens.ts';
 import type { KvList } from './gguf_vocab.ts';
 
 type Json = Record<string, unknown>;
@@ -64,22 +65,7 @@ export function spmKv(path: string, tok: Json, tokConfig: Json, vocabSize: numbe
     warnings.push(`the normalizer also applies ${others.map((n) => String(n.type)).join(', ')}, which llama.cpp's llama tokenizer does not: ` +
       'text it changes may tokenize differently');
   }
-  const tokens: Array<string | undefined> = new Array(vocabSize);
-  const types = new Array<number>(vocabSize).fill(T.UNUSED);
-  const ids = new Map<string, number>();
-  const put = (text: string, id: number, type: number) => {
-    if (!Number.isSafeInteger(id) || id < 0 || id >= vocabSize) {
-      throw new KompresorError({ code: 'tokenizer_invalid', where: `${path}: token ${JSON.stringify(text)}`,
-        rule: 'every token id must be a row of the embedding', expected: `0 <= id < vocab_size ${vocabSize}`, found: String(id),
-        hint: 'the tokenizer does not belong to this model (or config.json vocab_size is wrong)' });
-    }
-    const prev = ids.get(text);
-    if (prev !== undefined && prev !== id) {
-      throw new KompresorError({ code: 'tokenizer_invalid', where: `${path}: token ${JSON.stringify(text)}`,
-        rule: 'llama.cpp needs every token text to be unique', found: `ids ${prev} and ${id}` });
-    }
-    tokens[id] = text; types[id] = type; ids.set(text, id);
-  };
+  const { tokens, types, ids, put } = tokenTable(path, vocabSize, T.UNUSED);
   const unk = typeof model.unk_token === 'string' ? model.unk_token : null;
   for (const [text, id] of Object.entries(model.vocab as Record<string, number>)) {
     put(text, id, text === unk ? T.UNKNOWN : BYTE_TOKEN.test(text) ? T.BYTE : T.NORMAL);

@@ -37,7 +37,7 @@ test('the judge: exit 0, or exit 1 with one clean last line, passes; every other
 
 test('known defects are marked with their id and only when they match; with the list empty (as now) they are failures', () => {
   const controlBytes = run({ stderr: 'kompresor: line 1: found "\x1b[2J".\n' });
-  assert.deepEqual(KNOWN_DEFECTS, [], 'every defect of the reliability report is fixed');
+  assert.equal(KNOWN_DEFECTS.length, 0, 'every defect of the reliability report is fixed');
   assert.deepEqual([judge(someCase, controlBytes).ok, judge(someCase, controlBytes).known], [false, undefined]);
   // a defect on the list marks the failures it matches, and only those
   KNOWN_DEFECTS.push({ id: 'DX', about: 'control bytes echoed', matches: (_c, _r, pr) => /control characters/.test(pr) });
