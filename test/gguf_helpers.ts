@@ -66,3 +66,18 @@ export async function llamaCppLogitsOf(llama: Llama, file: string, ids: number[]
     await model.dispose();
   }
 }
+
+/**
+ * llama.cpp on the CPU through node-llama-cpp, for the GGUF parity tests. A missing package is an
+ * assertion failure, not a skip: it is an optionalDependency of kompresor that `npm ci` installs
+ * (with the CUDA/Vulkan/ARM builds stubbed by package.json "overrides").
+ */
+export async function cpuLlama(): Promise<Llama> {
+  let lib: typeof import('node-llama-cpp');
+  try {
+    lib = await import('node-llama-cpp');
+  } catch (e) {
+    assert.fail(`node-llama-cpp is not installed (an optionalDependency that npm ci installs): ${(e as Error).message}`);
+  }
+  return lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error });
+}

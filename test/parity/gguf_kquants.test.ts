@@ -21,24 +21,16 @@ import type { Decoder } from '../../src/model/decoder.ts';
 import { exportGguf, tensorMap, chooseArch, type ExportDtype } from '../../src/export/gguf_export.ts';
 import { readGguf, readGgufTensorF32 } from '../../src/export/gguf_reader.ts';
 import { relErr, tempDir } from '../helpers.ts';
-import { makeByteModel, llamaCppLogitsOf } from '../gguf_helpers.ts';
+import { makeByteModel, llamaCppLogitsOf, cpuLlama } from '../gguf_helpers.ts';
 import { measureQuality } from '../../src/eval/gguf_quality.ts';
 import { loadTokenizer } from '../../src/io/tokenizer.ts';
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
-let lib: NodeLlamaCpp;
 let llama: Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 const tmp = tempDir('kompresor-gguf-kquants-');
 const IDS = [72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33, 10, 257, 200, 3];
 
-before(async () => {
-  try {
-    lib = await import('node-llama-cpp');
-  } catch (e) {
-    assert.fail(`node-llama-cpp is not installed (an optionalDependency that npm ci installs): ${(e as Error).message}`);
-  }
-  llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error });
-});
+before(async () => { llama = await cpuLlama(); });
 
 after(async () => {
   await llama?.dispose();

@@ -21,7 +21,7 @@ import { generate } from '../../src/model/generate.ts';
 import { GREEDY } from '../../src/model/sampling.ts';
 import { exportGguf, type ExportDtype } from '../../src/export/gguf_export.ts';
 import { relErr, tempDir } from '../helpers.ts';
-import { makeByteModel, llamaCppLogitsOf } from '../gguf_helpers.ts';
+import { makeByteModel, llamaCppLogitsOf, cpuLlama } from '../gguf_helpers.ts';
 
 import type { Token } from 'node-llama-cpp';
 import { loadTokenizer } from '../../src/io/tokenizer.ts';
@@ -49,19 +49,10 @@ const CASES: Case[] = [
     overrides: { hidden_size: 64, intermediate_size: 96, num_attention_heads: 4, num_key_value_heads: 2 } },
 ];
 
-let lib: NodeLlamaCpp;
 let llama: Llama;
 const tmp = tempDir('kompresor-gguf-llamacpp-');
 
-before(async () => {
-  try {
-    lib = await import('node-llama-cpp');
-  } catch (e) {
-    assert.fail('node-llama-cpp is not installed: it is an optionalDependency of kompresor and `npm ci` installs it ' +
-      `(with the CUDA/Vulkan/ARM builds stubbed by package.json "overrides"); import failed with: ${(e as Error).message}`);
-  }
-  llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error });
-});
+before(async () => { llama = await cpuLlama(); });
 
 after(async () => {
   await llama?.dispose();

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randn, relErr, tempDir } from '../helpers.ts';
-import { llamaCppLogitsOf } from '../gguf_helpers.ts';
+import { llamaCppLogitsOf, cpuLlama } from '../gguf_helpers.ts';
 import { compareTokenizer, edgeLines, tinyModelFor, tokenizerFolder, TOKENIZER_PACKAGES } from '../../scripts/gguf/tokenize_check.ts';
 import { exportGguf } from '../../src/export/gguf_export.ts';
 import { loadModel, saveModel } from '../../src/model/load.ts';
@@ -25,15 +25,7 @@ let llama: Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 const tmp = tempDir('kompresor-gguf-tokenize-');
 const TEXT = fs.readFileSync(path.join(import.meta.dirname, '..', 'fixtures_text', 'pl_en.txt'), 'utf8').split('\n').filter((l) => l !== '');
 
-before(async () => {
-  let lib: NodeLlamaCpp;
-  try {
-    lib = await import('node-llama-cpp');
-  } catch (e) {
-    assert.fail(`node-llama-cpp is not installed (an optionalDependency that npm ci installs): ${(e as Error).message}`);
-  }
-  llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error });
-});
+before(async () => { llama = await cpuLlama(); });
 
 after(async () => {
   await llama?.dispose();
