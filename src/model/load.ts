@@ -40,22 +40,22 @@ export async function loadModel(dir: string, o: LoadOptions = {}): Promise<Loade
 }
 
 /** Checks the checkpoint against its config and its size against memory, then reads every weight into a new Decoder. */
-export function modelFromCheckpoint(ck: Checkpoint, weights: WeightsOption, maxMemory = 0.9 * os.totalmem()): Decoder {
+export function modelFromCheckpoint(ck: Checkpoint, weights: WeightsOption, maxMemory?: number): Decoder {
   const layout = buildLayout(ck.config);
   checkCheckpoint(ck, layout);
   const dtype = weightDtypeFor(ck, layout, weights);
-  checkFits(ck, layout, dtype, maxMemory);
+  checkFits(ck, layout, dtype, maxMemory === undefined ? { bytes: 0.9 * os.totalmem(), what: '90% of RAM' } : { bytes: maxMemory, what: '--max-memory' });
   return new Decoder(ck.config, readWeights(ck, layout, dtype));
 }
 
 /** A model whose weights alone exceed the budget is refused before any allocation, saying what would fit. */
-function checkFits(ck: Checkpoint, layout: ParameterLayout, dtype: WeightDtype, maxMemory: number): void {
+function checkFits(ck: Checkpoint, layout: ParameterLayout, dtype: WeightDtype, budget: { bytes: number; what: string }): void {
   const need = storeBytes(layout, dtype);
-  if (need <= maxMemory) return;
-  const as16 = dtype === 'f32' && weightDtypeFor(ck, layout, 'auto') !== 'f32' && storeBytes(layout, 'bf16') <= maxMemory;
+  if (need <= budget.bytes) return;
+  const as16 = dtype === 'f32' && weightDtypeFor(ck, layout, 'auto') !== 'f32' && storeBytes(layout, 'bf16') <= budget.bytes;
   throw new KompresorError({
     code: 'input_invalid', where: ck.dir, rule: 'the weights must fit in memory',
-    expected: `at most ${formatBytes(maxMemory)}${maxMemory === 0.9 * os.totalmem() ? ' (90% of RAM)' : ' (--max-memory)'}`,
+    expected: `at most ${formatBytes(budget.bytes)} (${budget.what})`,
     found: `${layout.total.toLocaleString('en-US')} parameters = ${formatBytes(need)} as ${dtype}`,
     hint: as16 ? 'keep the weights as stored (--weights-dtype auto): they fit in 16 bits'
       : 'score and eval can stream the model layer by layer (--stream); distill can read the teacher\'s logits from a cache built layer by layer',

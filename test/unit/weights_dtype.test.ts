@@ -80,7 +80,7 @@ test('weights larger than the memory budget are refused before any read, naming 
   const f32Bytes = layout.total * 4;
   // float32 does not fit, bf16 does: the hint says keep them as stored
   await assert.rejects(loadModel(dir, { weights: 'f32', maxMemory: f32Bytes - 1 }), (e: Error) => {
-    assert.match(e.message, /the weights must fit in memory/);
+    assert.match(e.message, /the weights must fit in memory; expected at most .* \(--max-memory\)/);
     assert.match(e.message, new RegExp(`${layout.total.toLocaleString('en-US')} parameters = .* as f32`));
     assert.match(e.message, /--weights-dtype auto/);
     assert.ok(!e.message.includes('\n'));
